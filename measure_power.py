@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Log board power at a fixed rate, or list the power rails of this machine.
+
+Examples:
+  python measure_power.py --list
+  python measure_power.py --duration 10 --out /tmp/power
+  python measure_power.py --source sim --duration 5 --out /tmp/power
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+from pathlib import Path
+
+from cli import OneLineParser
+from power.discovery import SOURCES, detect_source, open_sensor, sysfs_root
+from power.sensor import SensorNotFound
+
+
+def parse_args(argv: list[str] | None):
+    p = OneLineParser(
+        description="Log board power (INA3221/INA238 sysfs, NVML or a simulated sensor) to CSV, "
+        "or list the rails found."
+    )
+    p.add_argument("--list", action="store_true", help="print the rails found and exit")
+    p.add_argument("--out", type=Path, default=Path("power_log"), help="folder for the log files")
+    p.add_argument("--prefix", default="power", help="file-name prefix (the model name in a run)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds to log; default: until SIGTERM or Ctrl-C",
+    )
+    p.add_argument(
+        "--hz",
+        type=float,
+        default=None,
+        help="sampling rate; default: twice per sensor refresh interval",
+    )
+    p.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="auto",
+        help="power source: auto = INA3221 where found, else NVML, else simulated",
+    )
+    p.add_argument(
+        "--rail",
+        default=None,
+        help="board-input rail to log instead of the layout's rule (NAME or A+B+C)",
+    )
+    p.add_argument(
+        "--sysfs-root",
+        default=None,
+        help="directory that stands for / when looking for sensors (default: $EVB_SYSFS_ROOT or /)",
+    )
+    p.add_argument("--nvml-index", type=int, default=0, help="GPU index for --source nvml")
+    p.add_argument(
+        "--sim-profile",
+        choices=("cpu", "sine", "constant"),
+        default="cpu",
+        help="power profile of the simulated sensor (when one is started)",
+    )
+    p.add_argument(
+        "--ready",
+        action="store_true",
+        help="print READY on stdout once the first samples are on disk",
+    )
+    p.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the parent process dies (used by measure_inference_power.py)",
+    )
+    args = p.parse_args(argv)
+    if args.hz is not None and not 0 < args.hz <= 10_000:
+        p.error("--hz must be between 0 and 10000")
+    if args.duration is not None and args.duration <= 0:
+        p.error("--duration must be positive")
+    return args
+
+
+def list_rails(sensor) -> None:
+    """Print one line per rail with its current reading and whether it is board input."""
+    row = sensor.read()
+    info = sensor.describe()
+    board = set(info["board_input_rails"])
+    print(
+        f"sensor: {info['kind']}{' (SIMULATED)' if sensor.simulated else ''}; "
+        f"board input: {info['board_input_rule']}"
+    )
+    for i, rail in enumerate(info.get("rails", [])):
+        mark = "*" if rail["name"] in board else " "
+        print(
+            f"{mark} {rail['name']:<18} chip {rail['chip']:<8} {rail['driver']:<9} "
+            f"{row[3 * i]:>7.0f} mV {row[3 * i + 1]:>7.0f} mA {row[3 * i + 2] / 1e6:>8.3f} W  "
+            f"{rail['voltage_file']}"
+        )
+    if "rails" not in info:
+        print(
+            f"* {info['board_input_rails'][0]:<18} {info.get('gpu_name', '')} "
+            f"{sensor.board_power_uw(row) / 1e6:.3f} W"
+        )
+    print(f"board-input power: {sensor.board_power_uw(row) / 1e6:.3f} W")
+    for note in getattr(sensor, "skipped", []):
+        print(f"  skipped {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from power.process import StopFlag, exit_with_parent
+
+    if args.exit_with_parent:
+        exit_with_parent()
+    stop = StopFlag()
+    source = args.source
+    root = sysfs_root(args.sysfs_root)
+    if source == "auto":
+        source = detect_source(root)
+    with contextlib.ExitStack() as stack:
+        if source == "sim" and args.sysfs_root is None:
+            from power.simulated import running_simulator
+
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="evb-sim-")))
+            stack.enter_context(running_simulator(root, args.sim_profile))
+        try:
+            sensor = open_sensor(source, root, args.rail, args.nvml_index)
+        except SensorNotFound as exc:
+            print(f"measure_power: {exc}", file=sys.stderr)
+            return 2
+        stack.callback(sensor.close)
+        if args.list:
+            list_rails(sensor)
+            return 0
+        from power.logger import log_power
+
+        def ready() -> None:
+            print("READY", flush=True)
+
+        summary = log_power(
+            sensor,
+            args.out,
+            args.prefix,
+            args.hz,
+            should_stop=stop,
+            duration_s=args.duration,
+            on_ready=ready if args.ready else None,
+        )
+    print(
+        f"{summary['samples']} samples at {summary['achieved_hz'] or 0:.1f} Hz, "
+        f"{summary['distinct_updates']} distinct, errors {summary['errors'] or 'none'} -> "
+        f"{args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

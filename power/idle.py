@@ -1,0 +1,137 @@
+"""Idle power: the mean board-input power over a quiet window, with its uncertainty.
+
+Samples of a rail are autocorrelated (the sensor refreshes slower than we sample and power
+wanders), so the 95 % confidence interval comes from batch means (``BATCH_S`` batches), not from
+the sample standard deviation. The adaptive mode stops as soon as that interval is within the
+asked precision, after a minimum duration.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+from power.clock import Clock
+from power.logger import file_names, log_power
+from power.sensor import Sensor
+
+BATCH_S = 0.5
+MIN_BATCHES = 10
+PREFIX = "idle"
+
+
+class BatchMeans:
+    """Running batch means of a power series, for a confidence interval of its mean."""
+
+    def __init__(self, batch_s: float = BATCH_S) -> None:
+        self.batch_ns = int(batch_s * 1e9)
+        self.means: list[float] = []
+        self._start: int | None = None
+        self._sum = 0.0
+        self._n = 0
+
+    def add(self, mono_ns: int, value: float) -> None:
+        if self._start is None:
+            self._start = mono_ns
+        if mono_ns - self._start >= self.batch_ns and self._n:
+            self.means.append(self._sum / self._n)
+            self._start, self._sum, self._n = mono_ns, 0.0, 0
+        self._sum += value
+        self._n += 1
+
+    def ci95(self) -> tuple[float, float] | None:
+        """(mean, half-width of the 95 % interval), once there are enough batches."""
+        if len(self.means) < MIN_BATCHES:
+            return None
+        mean = statistics.fmean(self.means)
+        return mean, 1.96 * statistics.stdev(self.means) / math.sqrt(len(self.means))
+
+
+def measure_idle(
+    sensor: Sensor,
+    out_dir: Path,
+    duration_s: float,
+    until_precision_pct: float | None = None,
+    min_s: float = 10.0,
+    drift_warn_pct: float = 2.0,
+    hz: float | None = None,
+    clock: Clock | None = None,
+) -> dict:
+    """Log idle power into ``out_dir`` and write ``idling_power.json``; return its content.
+
+    Fixed mode logs ``duration_s``. Adaptive mode (``until_precision_pct``) stops once the 95 %
+    interval's half-width is within that percentage of the mean, after ``min_s`` and at the
+    latest after ``duration_s``.
+    """
+    clock = clock or Clock.from_env()
+    batches = BatchMeans()
+    powers: list[float] = []
+    start = time.monotonic()
+
+    def on_sample(stamp: int, board: float) -> None:
+        batches.add(stamp, board)
+        powers.append(board)
+
+    def precise_enough() -> bool:
+        if until_precision_pct is None or time.monotonic() - start < min_s:
+            return False
+        ci = batches.ci95()
+        return ci is not None and ci[1] <= until_precision_pct / 100.0 * abs(ci[0])
+
+    summary = log_power(
+        sensor,
+        out_dir,
+        PREFIX,
+        hz,
+        clock,
+        should_stop=precise_enough,
+        duration_s=duration_s,
+        on_sample=on_sample,
+    )
+    if len(powers) < 2:
+        raise RuntimeError(
+            f"idle measurement got {len(powers)} samples (errors: {summary['errors']}); "
+            "check the sensor with: python measure_power.py --list"
+        )
+    mean = statistics.fmean(powers)
+    half = len(powers) // 2
+    first, second = statistics.fmean(powers[:half]), statistics.fmean(powers[half:])
+    drift_pct = 100.0 * (second - first) / mean if mean else 0.0
+    ci = batches.ci95()
+    rails = _rail_means(out_dir / file_names(PREFIX)["rails_csv"])
+    result = {
+        "timestamp": clock.stamp(),
+        "avg_idle_power": mean,
+        "unit": "microwatt",
+        "board_input_rails": sensor.describe()["board_input_rails"],
+        "board_input_rule": sensor.describe()["board_input_rule"],
+        "samples": len(powers),
+        "duration_s": (summary["last_sample_mono_ns"] - summary["first_sample_mono_ns"]) / 1e9,
+        "std_uW": statistics.stdev(powers),
+        "ci95_uW": ci[1] if ci else None,
+        "ci95_pct": 100.0 * ci[1] / mean if ci and mean else None,
+        "ci_method": f"batch means, {BATCH_S} s batches, {len(batches.means)} batches",
+        "until_precision_pct": until_precision_pct,
+        "drift_pct": drift_pct,
+        "drift_warning": abs(drift_pct) > drift_warn_pct,
+        "rails_mean_uW": rails,
+        "simulated": sensor.simulated,
+        "power_log_summary": file_names(PREFIX)["summary"],
+    }
+    (out_dir / "idling_power.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _rail_means(rails_csv: Path) -> dict[str, float]:
+    """Mean power of every rail (``*_uW`` columns) in a rails CSV."""
+    import pandas as pd
+
+    frame = pd.read_csv(rails_csv)
+    return {
+        col[: -len("_uW")]: float(frame[col].mean())
+        for col in frame.columns
+        if col.endswith("_uW") and col != "board_uW"
+    }

@@ -1,0 +1,39 @@
+"""Shared test set-up: the project root on sys.path and helpers to run entry points."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def run_entry(args: list[str], timeout: float = 120, env: dict | None = None, **kw):
+    """Run a project entry point (a script path or ``-m module``) with this interpreter."""
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        **kw,
+    )
+
+
+@pytest.fixture
+def sim_tree(tmp_path):
+    """A running simulated sensor (its own process) writing a tree under tmp_path/sim."""
+    from power.simulated import running_simulator
+
+    root = tmp_path / "sim"
+    with running_simulator(root, "sine"):
+        yield root

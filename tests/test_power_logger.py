@@ -1,0 +1,159 @@
+"""The sampling loop and the logger process, on a simulated sensor tree written by a real
+simulator process (``power.simulated``); read failures come from an injected opener, the only
+double (the sysfs boundary)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from power.clock import Clock, parse_wall_string
+from power.discovery import sysfs_sensor
+from power.logger import log_power
+from tests import sysfs_trees as trees
+from tests.conftest import ROOT, run_entry
+
+RAW_LINE = re.compile(r"^\d{8}-\d{2}:\d{2}:\d{2}\.\d{6},\d+\.\d,\d+\.\d$")
+
+
+def test_logger_streams_every_rail_and_the_raw_format(sim_tree, tmp_path):
+    sensor = sysfs_sensor(sim_tree)
+    clock = Clock.now()
+    summary = log_power(sensor, tmp_path / "out", "lenet", hz=200, clock=clock, duration_s=1.0)
+    sensor.close()
+    out = tmp_path / "out"
+    raw = (out / "lenet_power_log.log").read_text().splitlines()
+    assert raw and all(RAW_LINE.match(line) for line in raw)
+    rails = pd.read_csv(out / "lenet_power_rails.csv")
+    assert len(rails) == len(raw) == summary["samples"]
+    assert 150 <= summary["samples"] <= 205
+    assert rails["mono_ns"].is_monotonic_increasing
+    assert (rails["board_uW"] == rails["VDD_IN_uW"]).all()
+    # the wall string is derived from the monotonic stamp and one clock origin
+    first = rails.iloc[0]
+    assert first["timestamp"] == clock.wall_string(int(first["mono_ns"]))
+    assert raw[0].split(",")[0] == first["timestamp"]
+    parse_wall_string(first["timestamp"])
+    assert summary["simulated"] is True and summary["errors"] == {}
+    assert summary["distinct_updates"] > 50  # the simulator refreshes every 6.6 ms
+    on_disk = json.loads((out / "lenet_power_summary.json").read_text())
+    assert on_disk["samples"] == summary["samples"]
+
+
+class _VanishingFile:
+    """A sysfs file that starts failing with ENODEV after ``good`` reads (device removed)."""
+
+    def __init__(self, path: str, good: int) -> None:
+        self.path, self.left = path, good
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def read(self) -> bytes:
+        self.left -= 1
+        if self.left < 0:
+            raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+        return os.pread(self.fd, 64, 0)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def test_read_errors_are_counted_and_never_kill_the_logger(tmp_path):
+    trees.orin_nano_jp6(tmp_path / "tree")
+    hw = next((tmp_path / "tree/sys/bus/i2c/drivers/ina3221/1-0040/hwmon").iterdir())
+    target = os.path.realpath(hw / "curr1_input")
+    from power.sensor import SysfsFile
+
+    def opener(path):
+        if os.path.realpath(path) == target:
+            return _VanishingFile(path, good=20)
+        return SysfsFile(path)
+
+    sensor = sysfs_sensor(tmp_path / "tree", opener=opener)
+    summary = log_power(sensor, tmp_path / "out", "x", hz=500, duration_s=0.3)
+    assert summary["samples"] == 20
+    assert summary["errors"]["ENODEV"] >= 50
+    lines = (tmp_path / "out/x_power_log.log").read_text().splitlines()
+    assert len(lines) == 20
+
+
+def test_enodata_during_the_run_skips_samples(tmp_path):
+    trees.orin_nano_jp6(tmp_path / "tree")
+    hw = next((tmp_path / "tree/sys/bus/i2c/drivers/ina3221/1-0040/hwmon").iterdir())
+    sensor = sysfs_sensor(tmp_path / "tree")
+    sensor.close()
+    bad = trees.failing_opener({str(hw / "in2_input")}, errno.ENODATA)
+    from power.sysfs_sensor import SysfsSensor
+
+    failing = SysfsSensor(sensor.rails, sensor.board, 0.0066, opener=bad)
+    summary = log_power(failing, tmp_path / "out", "x", hz=300, duration_s=0.2)
+    assert summary["samples"] == 0 and summary["errors"]["ENODATA"] > 20
+
+
+def _start_logger(out, sim_root, hz):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "measure_power.py",
+            "--source",
+            "sim",
+            "--sysfs-root",
+            str(sim_root),
+            "--out",
+            str(out),
+            "--prefix",
+            "m",
+            "--hz",
+            str(hz),
+            "--ready",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+
+
+def test_logger_killed_with_sigkill_leaves_valid_lines(sim_tree, tmp_path):
+    hz, seconds = 200, 2.0
+    proc = _start_logger(tmp_path, sim_tree, hz)
+    assert proc.stdout.readline().strip() == "READY"
+    ready_at = time.monotonic()
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGKILL)
+    alive = time.monotonic() - ready_at
+    proc.wait(5)
+    raw = (tmp_path / "m_power_log.log").read_text()
+    assert raw.endswith("\n")
+    lines = raw.splitlines()
+    assert all(RAW_LINE.match(line) for line in lines)
+    assert len(lines) >= (alive - 0.25) * hz * 0.98  # 2 % for the start before READY
+    rails = pd.read_csv(tmp_path / "m_power_rails.csv")
+    assert len(rails) == len(lines)
+    assert not (tmp_path / "m_power_summary.json").exists()
+
+
+def test_logger_stops_cleanly_on_sigterm_and_writes_its_summary(sim_tree, tmp_path):
+    proc = _start_logger(tmp_path, sim_tree, 100)
+    assert proc.stdout.readline().strip() == "READY"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(5) == 0
+    summary = json.loads((tmp_path / "m_power_summary.json").read_text())
+    assert summary["samples"] >= 40 and summary["simulated"] is True
+
+
+@pytest.mark.parametrize("args", [["--hz", "0"], ["--duration", "-1"], ["--source", "bogus"]])
+def test_bad_flags_get_a_one_line_error(args):
+    result = run_entry(["measure_power.py", *args])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0] and "--help" in lines[0]
