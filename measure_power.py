@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cli import OneLineParser
+from common.cli import OneLineParser
 from power.discovery import SOURCES, detect_source, open_sensor, sysfs_root
 from power.sensor import SensorNotFound
 

@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 CLOCK_ORIGIN_ENV = "EVB_CLOCK_ORIGIN"
 WALL_FORMAT = "%Y%m%d-%H:%M:%S.%f"  # downstream contract, data-formats.md
@@ -53,14 +54,18 @@ class Clock:
 
     def wall_string(self, mono_ns: int) -> str:
         """The downstream timestamp string (local time, microseconds) for a monotonic stamp."""
-        wall = self.wall_ns_of(mono_ns)
-        seconds, nanos = divmod(wall, 1_000_000_000)
-        return datetime.fromtimestamp(seconds).strftime("%Y%m%d-%H:%M:%S.") + f"{nanos // 1000:06d}"
+        seconds, nanos = divmod(self.wall_ns_of(mono_ns), 1_000_000_000)
+        return _second_prefix(seconds) + f"{nanos // 1000:06d}"
 
     def stamp(self, mono_ns: int | None = None) -> str:
         """The coarse ``%Y%m%d-%H%M%S`` stamp used in summary files."""
         wall = self.wall_ns_of(time.monotonic_ns() if mono_ns is None else mono_ns)
         return datetime.fromtimestamp(wall / 1e9).strftime(STAMP_FORMAT)
+
+
+@lru_cache(maxsize=4)
+def _second_prefix(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds).strftime("%Y%m%d-%H:%M:%S.")
 
 
 def parse_wall_string(text: str) -> datetime:

@@ -25,10 +25,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from common.linefile import FLUSH_S, LineWriter
 from power.clock import Clock
 from power.sensor import Sensor
 
-FLUSH_S = 0.25
 HIST_BIN_NS = 10_000  # lateness histogram: 10 µs bins up to 100 ms
 HIST_BINS = 10_000
 
@@ -76,26 +76,6 @@ class _Histogram:
         return self.max_ns / 1000.0
 
 
-class _LineWriter:
-    """Collects lines and writes them with one ``os.write`` each flush."""
-
-    def __init__(self, path: Path, header: str | None) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        self.lines: list[str] = [header] if header else []
-
-    def flush(self) -> None:
-        if self.lines:
-            data = "".join(self.lines).encode()
-            self.lines = []
-            while data:
-                written = os.write(self.fd, data)
-                data = data[written:]
-
-    def close(self) -> None:
-        self.flush()
-        os.close(self.fd)
-
-
 def log_power(
     sensor: Sensor,
     out_dir: Path,
@@ -122,7 +102,7 @@ def log_power(
     out_dir.mkdir(parents=True, exist_ok=True)
     tighten_timer_slack()
     columns = sensor.columns
-    rails = _LineWriter(
+    rails = LineWriter(
         out_dir / names["rails_csv"],
         "mono_ns,read_ns,timestamp,board_uW," + ",".join(columns) + "\n",
     )
@@ -160,12 +140,12 @@ def log_power(
                 board = sensor.board_power_uw(row)
                 wall = clock.wall_string(stamp)
                 values = ",".join("" if math.isnan(v) else f"{v:.10g}" for v in row)
-                rails.lines.append(f"{stamp},{t1 - t0},{wall},{board:.1f},{values}\n")
+                rails.write(f"{stamp},{t1 - t0},{wall},{board:.1f},{values}\n")
                 vi = sensor.board_voltage_current(row)
                 if vi is not None:
                     if raw is None:
-                        raw = _LineWriter(out_dir / names["raw_log"], None)
-                    raw.lines.append(f"{wall},{vi[0]:.1f},{vi[1]:.1f}\n")
+                        raw = LineWriter(out_dir / names["raw_log"], None)
+                    raw.write(f"{wall},{vi[0]:.1f},{vi[1]:.1f}\n")
                 if last_stamp is not None and stamp - last_stamp > 2 * period:
                     gaps += 1
                     longest_gap = max(longest_gap, stamp - last_stamp)

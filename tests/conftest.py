@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 
 def run_entry(args: list[str], timeout: float = 120, env: dict | None = None, **kw):
     """Run a project entry point (a script path or ``-m module``) with this interpreter."""
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **(env or {}))
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,

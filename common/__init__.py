@@ -1,0 +1,1 @@
+"""Small pieces every room uses: one-line argument errors, whole-line streaming files."""

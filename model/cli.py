@@ -1,0 +1,160 @@
+"""``python -m model``: profile one model's layers (TensorRT or PyTorch backend).
+
+It runs alone or as the second OS process of ``measure_inference_power.py``. Exit codes:
+0 done; 2 bad flag value; 3 the model or its weights cannot be had; 4 the backend cannot run
+here; 1 anything else (the traceback is printed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from common.cli import OneLineParser
+from model.backend import BACKENDS, DTYPES, BackendUnavailable
+from model.zoo import WEIGHTS, ModelError
+
+EXIT_BAD_ARGS, EXIT_MODEL, EXIT_BACKEND = 2, 3, 4
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(
+        prog="python -m model",
+        description=(
+            "Profile the per-layer runtime of one CNN: warm-up, an unprofiled timing pass, then a "
+            "profiled pass whose layer windows are rebuilt on the power logger's clock."
+        ),
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="torchvision classification model name (resnet18, mobilenet_v2, ...) or lenet",
+    )
+    p.add_argument("--dtype", choices=DTYPES, default="float16", help="inference precision")
+    p.add_argument(
+        "--input-shape",
+        type=int,
+        nargs=4,
+        metavar=("N", "C", "H", "W"),
+        default=None,
+        help="input shape; default 1 3 224 224 (lenet: 1 1 32 32)",
+    )
+    p.add_argument("--warmup", type=int, default=50, help="warm-up inferences before timing")
+    p.add_argument("--runs", type=int, default=30000, help="timed inferences (no profiler)")
+    p.add_argument(
+        "--profile-runs",
+        type=int,
+        default=None,
+        help="profiled inferences (profilers attached); default: as many as --runs",
+    )
+    p.add_argument(
+        "--optimization-level", type=int, default=3, help="TensorRT builder optimization level, 0-5"
+    )
+    p.add_argument(
+        "--min-block-size",
+        type=int,
+        default=5,
+        help="Torch-TensorRT: fewest ops in a TensorRT partition",
+    )
+    p.add_argument("--result-dir", default="raw_data", help="result folder; writes <dir>/<model>/")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="auto = tensorrt where torch_tensorrt imports and a GPU exists, else torch",
+    )
+    p.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        default="imagenet",
+        help="imagenet (torchvision's pretrained weights) or random; lenet is random",
+    )
+    return p
+
+
+def validate(args, parser: OneLineParser) -> None:
+    """Check every value before anything heavy is loaded."""
+    if args.input_shape is not None and min(args.input_shape) <= 0:
+        parser.error("--input-shape takes 4 positive integers (N C H W)")
+    if args.runs <= 0 or args.warmup < 0:
+        parser.error("--runs must be positive and --warmup not negative")
+    if args.profile_runs is not None and args.profile_runs <= 0:
+        parser.error("--profile-runs must be positive")
+    if not 0 <= args.optimization_level <= 5:
+        parser.error("--optimization-level must be between 0 and 5")
+    if args.min_block_size < 1:
+        parser.error("--min-block-size must be at least 1")
+
+
+def tensorrt_available() -> bool:
+    """torch_tensorrt and tensorrt import and a CUDA GPU is there."""
+    if not (importlib.util.find_spec("tensorrt") and importlib.util.find_spec("torch_tensorrt")):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def make_backend(name: str, dtype: str, cfg):
+    """The backend object for ``--backend`` (auto resolved here)."""
+    if name == "auto":
+        name = "tensorrt" if tensorrt_available() else "torch"
+    if name == "tensorrt":
+        from model.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(dtype, cfg.optimization_level, cfg.min_block_size)
+    from model.torch_backend import TorchBackend
+
+    return TorchBackend(dtype)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate(args, parser)
+    from model.zoo import check_model_name, default_input_shape, load_model
+
+    try:
+        check_model_name(args.model)
+    except ModelError as exc:
+        print(f"python -m model: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    from model.benchmark import BenchConfig, run_benchmark
+    from power.clock import Clock
+    from power.process import exit_with_parent
+
+    exit_with_parent()
+    shape = list(args.input_shape or default_input_shape(args.model))
+    cfg = BenchConfig(
+        args.model,
+        args.dtype,
+        shape,
+        args.warmup,
+        args.runs,
+        args.optimization_level,
+        args.min_block_size,
+        args.result_dir,
+        args.backend,
+        "random" if args.model == "lenet" else args.weights,
+        args.profile_runs or args.runs,
+    )
+    try:
+        backend = make_backend(args.backend, args.dtype, cfg)
+        cfg.backend = backend.name
+        summary = run_benchmark(
+            cfg, backend, lambda: load_model(args.model, cfg.weights), Clock.from_env()
+        )
+    except ModelError as exc:
+        print(f"python -m model: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except BackendUnavailable as exc:
+        print(f"python -m model: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
+    prof = summary["profiling"]
+    print(
+        f"{args.model} [{backend.name}, {summary['backend'].get('device', 'cuda')}]: "
+        f"timing {summary['timing']['mean_latency_ms']:.3f} ms/inference, profiled "
+        f"{prof['mean_wall_latency_ms']:.3f} ms, {prof['layers']} layers, peak RSS "
+        f"{summary['peak_rss_mb']:.0f} MiB -> {cfg.result_dir}/{args.model}"
+    )
+    return 0

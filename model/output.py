@@ -1,0 +1,173 @@
+"""Where the profiler's files go and how they are written (``data-formats.md``).
+
+For the TensorRT backend the layout is the downstream contract exactly:
+``<model>/<model>_tensorrt.json`` and ``<model>/trt_profiling/trt_{engine_info,layer_latency}.json``.
+The PyTorch backend uses the same schemas under backend names (``<model>_torch.json``,
+``torch_profiling/``). Our additions, beside them:
+
+- ``<short>_profiling/<short>_layer_records.csv``: one line per layer per profiled inference
+  (``run,layer,latency_ms,start_mono_ns,end_mono_ns``), streamed while profiling;
+- ``<short>_profiling/<short>_profile.json``: the trtexec ``--exportProfile`` format, for TREx;
+- ``<model>_markers.csv``: phase boundaries and each profiled inference's start, monotonic ns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+from common.linefile import LineWriter
+
+SHORT = {"tensorrt": "trt", "torch": "torch"}
+RECORDS_HEADER = "run,layer,latency_ms,start_mono_ns,end_mono_ns\n"
+MARKERS_HEADER = "event,run,mono_ns,timestamp\n"
+
+
+class ResultPaths:
+    """Every file name of one model's result folder."""
+
+    def __init__(self, result_dir: Path, model: str, backend: str) -> None:
+        short = SHORT[backend]
+        self.model_dir = Path(result_dir) / model
+        self.summary_json = self.model_dir / f"{model}_{backend}.json"
+        self.profiling_dir = self.model_dir / f"{short}_profiling"
+        self.engine_info = self.profiling_dir / f"{short}_engine_info.json"
+        self.layer_latency = self.profiling_dir / f"{short}_layer_latency.json"
+        self.layer_records = self.profiling_dir / f"{short}_layer_records.csv"
+        self.layer_names = self.profiling_dir / f"{short}_layer_names.json"
+        self.trex_profile = self.profiling_dir / f"{short}_profile.json"
+        self.markers = self.model_dir / f"{model}_markers.csv"
+
+    @classmethod
+    def find(cls, model_dir: Path) -> ResultPaths | None:
+        """The paths of whichever backend wrote ``model_dir``, or None."""
+        for backend in SHORT:
+            paths = cls(model_dir.parent, model_dir.name, backend)
+            if paths.summary_json.exists() or paths.layer_records.exists():
+                return paths
+        return None
+
+
+class MarkerWriter:
+    """Streams phase markers: ``event,run,mono_ns,timestamp``."""
+
+    def __init__(self, path: Path, clock) -> None:
+        self.clock = clock
+        self.out = LineWriter(path, MARKERS_HEADER)
+
+    def mark(self, event: str, mono_ns: int, run: int | None = None) -> None:
+        self.out.write(
+            f"{event},{'' if run is None else run},{mono_ns},{self.clock.wall_string(mono_ns)}\n"
+        )
+        if run is None:
+            self.out.flush()
+        else:
+            self.out.maybe_flush()
+
+    def close(self) -> None:
+        self.out.close()
+
+
+class RecordWriter:
+    """Streams layer records and keeps only the layer-name table in memory."""
+
+    def __init__(self, paths: ResultPaths) -> None:
+        self.paths = paths
+        self.out = LineWriter(paths.layer_records, RECORDS_HEADER)
+        self.index: dict[str, int] = {}
+
+    def add(self, run: int, windows: list[tuple[str, float, int, int]]) -> None:
+        for name, ms, start, end in windows:
+            layer = self.index.setdefault(name, len(self.index))
+            self.out.write(f"{run},{layer},{ms!r},{start},{end}\n")
+        self.out.maybe_flush()
+
+    def close(self) -> list[str]:
+        """Flush and write the layer-name table; return the names in first-seen order."""
+        self.out.close()
+        names = list(self.index)
+        self.paths.layer_names.write_text(json.dumps(names, indent=1) + "\n")
+        return names
+
+
+def write_layer_latency(paths: ResultPaths, names: list[str], clock) -> dict:
+    """Convert the records into the downstream ``layer → [[ms, end timestamp], ...]`` JSON and
+    the trtexec-style profile; return per-layer median latencies (ms).
+
+    The records are loaded as numpy arrays (not Python tuples) and the JSON is written layer by
+    layer, so memory stays proportional to the number of records × 24 bytes.
+    """
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_csv(
+        paths.layer_records,
+        dtype={
+            "run": np.int64,
+            "layer": np.int32,
+            "latency_ms": np.float64,
+            "start_mono_ns": np.int64,
+            "end_mono_ns": np.int64,
+        },
+    )
+    layer = frame["layer"].to_numpy()
+    order = np.argsort(layer, kind="stable")  # keeps run order within a layer
+    layer, ms, end = (
+        layer[order],
+        frame["latency_ms"].to_numpy()[order],
+        frame["end_mono_ns"].to_numpy()[order],
+    )
+    bounds = np.searchsorted(layer, np.arange(len(names) + 1))
+    runs = int(frame["run"].nunique())
+    del frame, order
+    medians: dict[str, float] = {}
+    profile: list[dict] = [{"count": runs}]
+    total_ms = float(ms.sum()) or math.nan
+    with open(paths.layer_latency, "w") as out:
+        out.write("{")
+        for i, name in enumerate(names):
+            lo, hi = bounds[i], bounds[i + 1]
+            pairs = ", ".join(
+                f'[{m!r}, "{clock.wall_string(int(e))}"]'
+                for m, e in zip(ms[lo:hi].tolist(), end[lo:hi].tolist(), strict=True)
+            )
+            out.write(f"{',' if i else ''}\n  {json.dumps(name)}: [{pairs}]")
+            values = ms[lo:hi]
+            medians[name] = float(np.median(values)) if hi > lo else math.nan
+            profile.append(
+                {
+                    "name": name,
+                    "timeMs": float(values.sum()),
+                    "averageMs": float(values.mean()) if hi > lo else math.nan,
+                    "medianMs": medians[name],
+                    "percentage": 100.0 * float(values.sum()) / total_ms,
+                }
+            )
+        out.write("\n}\n")
+    paths.trex_profile.write_text(json.dumps(profile, indent=1) + "\n")
+    return medians
+
+
+def write_summary(
+    paths: ResultPaths,
+    config: dict,
+    latencies: list[float],
+    total_time: float,
+    timestamp: str,
+    extra: dict,
+) -> dict:
+    """``<model>_<backend>.json``: the downstream keys, then ours."""
+    mean = statistics.fmean(latencies)
+    summary = {
+        "config": config,
+        "total_time": total_time,
+        "timestamp": timestamp,
+        "latencies": latencies,
+        "avg_latency": mean,
+        "avg_throughput": config["input_shape"][0] / mean,
+        **extra,
+    }
+    paths.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,272 @@
+"""The PyTorch backend: per-layer times from forward hooks on leaf modules.
+
+Runs on CPU and CUDA, wherever TensorRT is absent. On CUDA each leaf module is bracketed by CUDA
+events and placed on the host clock by its offset from an anchor event recorded at the
+inference's host anchor; on the CPU the hooks read the monotonic clock itself. Layer info uses
+the engine-inspector schema (``Name``, ``LayerType``, ``Inputs``/``Outputs`` with
+``Dimensions``, ``Kernel``, ``Stride``, ``PrePadding``, ``PostPadding``, ``Dilation``, ...), with
+convolutions, GEMMs and pooling typed as TensorRT types them so the downstream readers classify
+them the same way. Precision on the CPU: float16 runs as float32 (most CPU kernels have no
+half-precision path); the summary records both the asked and the used dtype.
+"""
+
+from __future__ import annotations
+
+import time
+
+from model.backend import Backend, torch_dtype
+from model.windows import Segment
+
+TRT_TYPES = {
+    "Conv2d": "CaskConvolution",
+    "Linear": "CaskGemmConvolution",
+    "MaxPool2d": "CaskPooling",
+    "AvgPool2d": "CaskPooling",
+    "AdaptiveAvgPool2d": "CaskPooling",
+    "AdaptiveMaxPool2d": "CaskPooling",
+}
+
+
+def _pair(value) -> list[int]:
+    return list(value) if isinstance(value, (tuple, list)) else [int(value), int(value)]
+
+
+def _tensors(value) -> list:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def layer_parameters(module, out_shape) -> dict:
+    """Inspector-style parameters of a convolution, GEMM or pooling module."""
+    from torch import nn
+
+    if isinstance(module, nn.Conv2d):
+        pad = _pair(module.padding) if not isinstance(module.padding, str) else [0, 0]
+        return {
+            "ParameterType": "Convolution",
+            "Kernel": _pair(module.kernel_size),
+            "PaddingMode": "kEXPLICIT_ROUND_DOWN",
+            "PrePadding": pad,
+            "PostPadding": pad,
+            "Stride": _pair(module.stride),
+            "Dilation": _pair(module.dilation),
+            "OutMaps": module.out_channels,
+            "Groups": module.groups,
+            "HasBias": int(module.bias is not None),
+        }
+    if isinstance(module, nn.Linear):
+        return {
+            "ParameterType": "Convolution",
+            "Kernel": [1, 1],
+            "PaddingMode": "kEXPLICIT_ROUND_DOWN",
+            "PrePadding": [0, 0],
+            "PostPadding": [0, 0],
+            "Stride": [1, 1],
+            "Dilation": [1, 1],
+            "OutMaps": module.out_features,
+            "Groups": 1,
+            "HasBias": int(module.bias is not None),
+        }
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        pad = _pair(module.padding)
+        return {
+            "ParameterType": "Pooling",
+            "PoolingType": "MAX" if isinstance(module, nn.MaxPool2d) else "AVERAGE",
+            "WindowSize": _pair(module.kernel_size),
+            "PaddingMode": "kEXPLICIT_ROUND_DOWN",
+            "PrePadding": pad,
+            "PostPadding": pad,
+            "Stride": _pair(module.stride or module.kernel_size),
+        }
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        return {
+            "ParameterType": "Pooling",
+            "PoolingType": "AVERAGE" if isinstance(module, nn.AdaptiveAvgPool2d) else "MAX",
+            "OutputSize": list(out_shape[-2:]) if out_shape else None,
+        }
+    return {}
+
+
+class TorchBackend(Backend):
+    """Eager PyTorch with hooks on every leaf module (only during the profiling pass)."""
+
+    name = "torch"
+
+    def __init__(self, dtype: str, device: str | None = None) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.cuda = self.device.type == "cuda"
+        self.asked_dtype = dtype
+        self.dtype = dtype if self.cuda or dtype != "float16" else "float32"
+        self.layers: list[dict] = []
+        self._calls: list[tuple[str, int, int]] = []  # (layer name, start, end) of one inference
+
+    def prepare(self, model, example) -> None:
+        torch = self.torch
+        dtype = torch_dtype(self.dtype)
+        self.model = model.to(self.device, dtype)
+        self.input = example.to(self.device, dtype)
+        self.leaves = [
+            (f"{name or 'model'}:{type(m).__name__}", m)
+            for name, m in model.named_modules()
+            if not list(m.children())
+        ]
+        self.layers = self._trace_layers()
+
+    def _trace_layers(self) -> list[dict]:
+        """One forward with shape hooks: inspector-style info per leaf call, in call order."""
+        layers: list[dict] = []
+        counts: dict[str, int] = {}
+
+        def hook_for(name):
+            def hook(module, inputs, output):
+                counts[name] = counts.get(name, 0) + 1
+                call = name if counts[name] == 1 else f"{name}#{counts[name]}"
+                outs = _tensors(output)
+                layers.append(
+                    {
+                        "Name": call,
+                        "LayerType": TRT_TYPES.get(type(module).__name__, type(module).__name__),
+                        "TorchModule": type(module).__name__,
+                        "Inputs": [
+                            {
+                                "Name": f"{call}.input{i}",
+                                "Dimensions": list(t.shape),
+                                "Format/Datatype": str(t.dtype),
+                            }
+                            for i, t in enumerate(_tensors(inputs))
+                        ],
+                        "Outputs": [
+                            {
+                                "Name": f"{call}.output{i}",
+                                "Dimensions": list(t.shape),
+                                "Format/Datatype": str(t.dtype),
+                            }
+                            for i, t in enumerate(outs)
+                        ],
+                        **layer_parameters(module, list(outs[0].shape) if outs else None),
+                    }
+                )
+
+            return hook
+
+        handles = [m.register_forward_hook(hook_for(name)) for name, m in self.leaves]
+        try:
+            with self.torch.inference_mode():
+                self.model(self.input)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return layers
+
+    def infer(self) -> None:
+        with self.torch.inference_mode():
+            self.model(self.input)
+
+    def timed_infer(self) -> float:
+        if not self.cuda:
+            t0 = time.perf_counter_ns()
+            self.infer()
+            return (time.perf_counter_ns() - t0) / 1e9
+        start = self.torch.cuda.Event(enable_timing=True)
+        end = self.torch.cuda.Event(enable_timing=True)
+        start.record()
+        self.infer()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+    def attach_profilers(self) -> None:
+        calls = self._calls
+        if self.cuda:
+            Event = self.torch.cuda.Event  # noqa: N806 - a class
+
+            def pre(name):
+                def hook(module, inputs):
+                    event = Event(enable_timing=True)
+                    event.record()
+                    calls.append((name, event, None))
+
+                return hook
+
+            def post(name):
+                def hook(module, inputs, output):
+                    event = Event(enable_timing=True)
+                    event.record()
+                    _close(calls, name, event)
+
+                return hook
+        else:
+
+            def pre(name):
+                def hook(module, inputs):
+                    calls.append((name, time.monotonic_ns(), None))
+
+                return hook
+
+            def post(name):
+                def hook(module, inputs, output):
+                    _close(calls, name, time.monotonic_ns())
+
+                return hook
+
+        for name, module in self.leaves:
+            module.register_forward_pre_hook(pre(name))
+            module.register_forward_hook(post(name))
+
+    def profiled_infer(self, anchor_ns: int) -> list[Segment]:
+        self._calls.clear()
+        if self.cuda:
+            anchor = self.torch.cuda.Event(enable_timing=True)
+            anchor.record()
+        self.infer()
+        counts: dict[str, int] = {}
+        layers = []
+        if self.cuda:
+            self.torch.cuda.synchronize()
+        for name, start, end in self._calls:
+            counts[name] = counts.get(name, 0) + 1
+            call = name if counts[name] == 1 else f"{name}#{counts[name]}"
+            if self.cuda:
+                offset = round(anchor.elapsed_time(start) * 1e6)
+                ms = start.elapsed_time(end)
+            else:
+                offset, ms = start - anchor_ns, (end - start) / 1e6
+            layers.append((call, ms, offset))
+        return [Segment(anchor_ns, layers)]
+
+    def synchronize(self) -> None:
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def engine_info(self) -> dict:
+        return {"Layers": self.layers}
+
+    def describe(self) -> dict:
+        torch = self.torch
+        info = {
+            "device": str(self.device),
+            "dtype_asked": self.asked_dtype,
+            "dtype_used": self.dtype,
+            "torch": torch.__version__,
+            "partitions": [{"name": "eager", "layers": len(self.layers)}],
+        }
+        if self.cuda:
+            info["gpu_name"] = torch.cuda.get_device_name(self.device)
+        return info
+
+
+def _close(calls: list, name: str, end) -> None:
+    """Set the end of the latest open call of ``name`` (calls nest only for containers)."""
+    for i in range(len(calls) - 1, -1, -1):
+        if calls[i][0] == name and calls[i][2] is None:
+            calls[i] = (name, calls[i][1], end)
+            return
+    raise RuntimeError(f"post-hook of {name} without its pre-hook")
