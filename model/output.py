@@ -1,7 +1,7 @@
 """Where the profiler's files go and how they are written (``data-formats.md``).
 
-For the TensorRT backend the layout is the downstream contract exactly:
-``<model>/<model>_tensorrt.json`` and ``<model>/trt_profiling/trt_{engine_info,layer_latency}.json``.
+For the TensorRT backend the layout is the downstream contract exactly: ``<model>/<model>_
+tensorrt.json`` and ``<model>/trt_profiling/trt_{engine_info,layer_latency}.json``.
 The PyTorch backend uses the same schemas under backend names (``<model>_torch.json``,
 ``torch_profiling/``). Our additions, beside them:
 

@@ -29,7 +29,8 @@ from model.windows import Segment
 
 def _version_tuple(text: str) -> tuple[int, int]:
     parts = [int("".join(c for c in p if c.isdigit()) or 0) for p in text.split(".")[:2]]
-    return (parts + [0, 0])[0], (parts + [0, 0])[1]
+    major, minor = [*parts, 0, 0][:2]
+    return major, minor
 
 
 def _make_profiler_class(trt):
@@ -105,7 +106,7 @@ class TensorRTBackend(Backend):
         self.partitions = self._find_partitions()
         if not self.partitions:
             raise BackendUnavailable("the compiled graph has no TensorRT partition")
-        for name, module in self.partitions:
+        for _, module in self.partitions:
             if getattr(module, "profiling_enabled", False):  # a debugger may have enabled it
                 module.disable_profiling()
 

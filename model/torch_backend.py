@@ -109,7 +109,6 @@ class TorchBackend(Backend):
         self._calls: list[tuple[str, int, int]] = []  # (layer name, start, end) of one inference
 
     def prepare(self, model, example) -> None:
-        torch = self.torch
         dtype = torch_dtype(self.dtype)
         self.model = model.to(self.device, dtype)
         self.input = example.to(self.device, dtype)
@@ -186,7 +185,7 @@ class TorchBackend(Backend):
     def attach_profilers(self) -> None:
         calls = self._calls
         if self.cuda:
-            Event = self.torch.cuda.Event  # noqa: N806 - a class
+            Event = self.torch.cuda.Event
 
             def pre(name):
                 def hook(module, inputs):

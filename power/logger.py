@@ -19,7 +19,6 @@ import ctypes
 import errno
 import json
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
