@@ -62,6 +62,7 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
         markers.mark("load_start", time.monotonic_ns())
         model = load_model()
         example = torch.randn(*cfg.input_shape)
+        markers.mark("load_end", time.monotonic_ns())
         markers.mark("compile_start", time.monotonic_ns())
         backend.prepare(model, example)
         backend.synchronize()

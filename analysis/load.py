@@ -1,0 +1,138 @@
+"""Read one model's result files into arrays, with one-line errors for what is missing or wrong."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model.output import ResultPaths
+
+
+class AnalysisError(RuntimeError):
+    """A result folder that cannot be analysed; the message says why and what to do."""
+
+
+@dataclass
+class PowerLog:
+    """Board-input power samples on the monotonic clock, plus every rail's power column."""
+
+    t_ns: np.ndarray
+    board_uw: np.ndarray
+    rails: dict[str, np.ndarray]
+    energy_mj: np.ndarray | None
+    dropped_lines: int
+
+
+@dataclass
+class LayerRecords:
+    """One row per layer per profiled inference (numpy columns)."""
+
+    run: np.ndarray
+    layer: np.ndarray
+    latency_ms: np.ndarray
+    start_ns: np.ndarray
+    end_ns: np.ndarray
+    names: list[str]
+    types: list[str]
+
+
+def load_power(model_dir: Path) -> PowerLog:
+    """The rails CSV the logger streamed (tolerates a cut last line)."""
+    path = model_dir / f"{model_dir.name}_power_rails.csv"
+    if not path.exists() or path.stat().st_size == 0:
+        raise AnalysisError(
+            f"{path.name} is missing or empty: the power logger wrote nothing "
+            "for this model; measure it again"
+        )
+    lines = sum(1 for _ in open(path, "rb")) - 1
+    frame = pd.read_csv(path, on_bad_lines="skip", engine="c")
+    if "mono_ns" not in frame or "board_uW" not in frame:
+        raise AnalysisError(
+            f"{path.name} has no mono_ns/board_uW columns: not a power log of this suite"
+        )
+    frame = frame.apply(pd.to_numeric, errors="coerce") if frame.dtypes.eq(object).any() else frame
+    frame = frame.dropna(subset=["mono_ns", "board_uW"])
+    if frame.empty:
+        raise AnalysisError(f"{path.name} holds no valid sample")
+    frame = frame.sort_values("mono_ns")
+    rails = {
+        c[:-3]: frame[c].to_numpy(float)
+        for c in frame.columns
+        if c.endswith("_uW") and c != "board_uW"
+    }
+    energy_cols = [c for c in frame.columns if c.endswith("_energy_mJ")]
+    energy = frame[energy_cols[0]].to_numpy(float) if energy_cols else None
+    return PowerLog(
+        frame["mono_ns"].to_numpy(np.int64),
+        frame["board_uW"].to_numpy(float),
+        rails,
+        energy,
+        lines - len(frame),
+    )
+
+
+def load_records(paths: ResultPaths) -> LayerRecords:
+    """Layer records and names/types (from the engine info, keyed by ``Name``)."""
+    if not paths.layer_records.exists():
+        raise AnalysisError(
+            f"{paths.layer_records.name} is missing: the profiler did not reach its profiling pass"
+        )
+    frame = pd.read_csv(paths.layer_records, on_bad_lines="skip").dropna()
+    if frame.empty:
+        raise AnalysisError(f"{paths.layer_records.name} holds no record")
+    if paths.layer_names.exists():
+        names = json.loads(paths.layer_names.read_text())
+    else:  # a profiler killed before it wrote the table: index numbers stand for names
+        names = [f"layer {i}" for i in range(int(frame["layer"].max()) + 1)]
+    types_by_name = {}
+    if paths.engine_info.exists():
+        for layer in json.loads(paths.engine_info.read_text()).get("Layers", []):
+            if isinstance(layer, dict):
+                types_by_name[layer.get("Name")] = layer.get("LayerType", "")
+    return LayerRecords(
+        frame["run"].to_numpy(np.int64),
+        frame["layer"].to_numpy(np.int64),
+        frame["latency_ms"].to_numpy(float),
+        frame["start_mono_ns"].to_numpy(np.int64),
+        frame["end_mono_ns"].to_numpy(np.int64),
+        names,
+        [types_by_name.get(n, "") for n in names],
+    )
+
+
+def load_markers(paths: ResultPaths) -> pd.DataFrame:
+    """Phase markers (``event, run, mono_ns``)."""
+    if not paths.markers.exists():
+        raise AnalysisError(f"{paths.markers.name} is missing: the profiler did not start")
+    return pd.read_csv(paths.markers, on_bad_lines="skip")
+
+
+def phase(markers: pd.DataFrame, name: str) -> tuple[int, int] | None:
+    """(start, end) ns of a phase from its ``<name>_start``/``<name>_end`` markers."""
+    events = markers.set_index("event")["mono_ns"]
+    start, end = f"{name}_start", f"{name}_end"
+    if start in events.index and end in events.index:
+        return int(np.min(events[start])), int(np.max(events[end]))
+    return None
+
+
+def load_idle(result_dir: Path) -> float | None:
+    """Idle board power (µW) from ``idling_power.json``, or None."""
+    try:
+        return float(json.loads((result_dir / "idling_power.json").read_text())["avg_idle_power"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def check_overlap(power: PowerLog, start_ns: int, end_ns: int, what: str) -> None:
+    """Fail when the power log does not cover a phase at all (files from different runs)."""
+    if power.t_ns[-1] < start_ns or power.t_ns[0] > end_ns:
+        raise AnalysisError(
+            f"the power log ({power.t_ns[0] / 1e9:.1f}-{power.t_ns[-1] / 1e9:.1f} s) does not "
+            f"overlap the {what} ({start_ns / 1e9:.1f}-{end_ns / 1e9:.1f} s, monotonic): the "
+            "files are not from the same run or clock"
+        )

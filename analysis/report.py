@@ -1,0 +1,93 @@
+"""Analyse one model folder and write its tables, figures and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from analysis import plots
+from analysis.figures import timing_figures
+from analysis.folding import folded_layers, folded_trace
+from analysis.load import (
+    AnalysisError,
+    check_overlap,
+    load_idle,
+    load_markers,
+    load_power,
+    load_records,
+    phase,
+)
+from analysis.mapping import layer_power_table
+from model.output import ResultPaths
+
+
+def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
+    """Write ``<model>_layer_power.csv``, ``<model>_layer_power_folded.csv``,
+    ``<model>_analysis.json`` and the plots; return the analysis summary."""
+    paths = ResultPaths.find(model_dir)
+    if paths is None:
+        raise AnalysisError(
+            f"{model_dir.name}: no profiler output (<model>_<backend>.json or "
+            "layer records); nothing to analyse"
+        )
+    model = model_dir.name
+    power = load_power(model_dir)
+    records = load_records(paths)
+    markers = load_markers(paths)
+    idle = load_idle(model_dir.parent)
+    profiling = phase(markers, "profiling") or (
+        int(records.start_ns.min()),
+        int(records.end_ns.max()),
+    )
+    check_overlap(power, *profiling, "profiling pass")
+
+    mapped = layer_power_table(records, power, idle)
+    mapped.to_csv(model_dir / f"{model}_layer_power.csv", index=False)
+    covered = float((mapped["samples"] > 0).mean())
+
+    folded = folded_layers(records, power, idle, markers)
+    folded.to_csv(model_dir / f"{model}_layer_power_folded.csv", index=False)
+
+    summary = {}
+    if paths.summary_json.exists():
+        summary = json.loads(paths.summary_json.read_text())
+    figures = timing_figures(
+        power, phase(markers, "timing"), summary.get("latencies") or [1.0], idle
+    )
+    result = {
+        "model": model,
+        "backend": summary.get("config", {}).get("backend"),
+        "dtype": summary.get("config", {}).get("dtype"),
+        "runs": summary.get("config", {}).get("runs"),
+        "profile_runs": int(len(np.unique(records.run))),
+        "mean_latency_ms": 1e3 * summary["avg_latency"] if "avg_latency" in summary else None,
+        "throughput_per_s": summary.get("avg_throughput"),
+        "idle_power_W": idle / 1e6 if idle is not None else None,
+        "layer_inferences": len(mapped),
+        "layer_coverage": covered,
+        "layer_inferences_without_sample": 1.0 - covered,
+        "folded_samples": folded.attrs["folded_samples"],
+        "layers_without_folded_sample": int((folded["samples"] == 0).sum()),
+        "power_samples": len(power.t_ns),
+        "power_lines_dropped": power.dropped_lines,
+        **figures,
+    }
+    (model_dir / f"{model}_analysis.json").write_text(json.dumps(result, indent=2) + "\n")
+    if make_plots:
+        phases = {name: phase(markers, name) for name, _ in plots.PHASES}
+        plots.power_timeline(
+            model_dir / f"{model}_power_timeline.png", power, phases, f"{model}: board power"
+        )
+        centres, means, counts = folded_trace(records, power, markers)
+        plots.folded_power(
+            model_dir / f"{model}_folded_power.png",
+            centres,
+            means,
+            counts,
+            folded,
+            f"{model}: power folded over {result['profile_runs']} inferences",
+        )
+        plots.top_layers(model_dir / f"{model}_top_layers.png", folded, f"{model}: top layers")
+    return result

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Measure one model: a power logger and the per-layer profiler as two OS processes.
+
+The logger starts first and must report samples; then the profiler (python -m model) runs
+warm-up, timing and profiling passes; the logger records a short tail and stops. The result is
+<result-dir>/<model>/ with the profiler's files, the power logs and status.json.
+
+exit codes: 0 complete; 1 profiler failed; 2 bad flag value; 3 model or weights unavailable;
+4 backend unavailable; 5 power logger failed; 6 watchdog timeout; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from common.cli import OneLineParser
+from model.backend import BACKENDS, DTYPES
+from model.zoo import WEIGHTS
+from power.discovery import SOURCES
+
+
+def parse_cpus(text: str) -> set[int]:
+    """'0', '1-3' or '0,2' → a set of core numbers."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def build_parser() -> OneLineParser:
+    doc = __doc__.split("\n\n")
+    p = OneLineParser(description=doc[1], epilog=doc[2])
+    p.add_argument("--model", required=True, help="model name (torchvision classifier or lenet)")
+    p.add_argument("--dtype", choices=DTYPES, default="float16", help="inference precision")
+    p.add_argument(
+        "--input-shape",
+        type=int,
+        nargs=4,
+        metavar=("N", "C", "H", "W"),
+        help="input shape; default 1 3 224 224 (lenet: 1 1 32 32)",
+    )
+    p.add_argument("--warmup", type=int, default=50, help="warm-up inferences")
+    p.add_argument("--runs", type=int, default=30000, help="timed inferences (no profiler)")
+    p.add_argument(
+        "--profile-runs",
+        type=int,
+        default=None,
+        help="profiled inferences; default: as many as --runs",
+    )
+    p.add_argument("--optimization-level", type=int, default=3, help="TensorRT optimization level")
+    p.add_argument("--min-block-size", type=int, default=5, help="Torch-TensorRT min block size")
+    p.add_argument("--result-dir", type=Path, default=Path("raw_data"), help="result folder")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="auto = tensorrt where it imports and a GPU exists, else torch",
+    )
+    p.add_argument("--weights", choices=WEIGHTS, default="imagenet", help="model weights")
+    p.add_argument(
+        "--power-source",
+        choices=SOURCES,
+        default="auto",
+        help="auto = INA3221 where found, else NVML, else the simulated sensor",
+    )
+    p.add_argument("--rail", default=None, help="board-input rail override (NAME or A+B)")
+    p.add_argument("--hz", type=float, default=None, help="power sampling rate (default: sensor's)")
+    p.add_argument("--sysfs-root", default=None, help="directory that stands for / (tests)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="watchdog: seconds before a hung profiler is stopped",
+    )
+    p.add_argument(
+        "--tail", type=float, default=1.0, help="seconds of power logged after the profiler ends"
+    )
+    p.add_argument(
+        "--logger-cpus",
+        type=parse_cpus,
+        default=None,
+        help="cores for the logger, e.g. 3; default: the last core (2+ cores)",
+    )
+    p.add_argument(
+        "--profiler-cpus",
+        type=parse_cpus,
+        default=None,
+        help="cores for the profiler, e.g. 0-2; default: all but the logger's",
+    )
+    return p
+
+
+def profiler_args(args) -> list[str]:
+    """The flags passed on to ``python -m model``."""
+    out = [
+        "--dtype",
+        args.dtype,
+        "--warmup",
+        str(args.warmup),
+        "--runs",
+        str(args.runs),
+        "--optimization-level",
+        str(args.optimization_level),
+        "--min-block-size",
+        str(args.min_block_size),
+        "--backend",
+        args.backend,
+        "--weights",
+        args.weights,
+    ]
+    if args.profile_runs is not None:
+        out += ["--profile-runs", str(args.profile_runs)]
+    if args.input_shape:
+        out += ["--input-shape", *map(str, args.input_shape)]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.runs <= 0 or args.warmup < 0 or args.timeout <= 0 or args.tail < 0:
+        parser.error("--runs and --timeout must be positive, --warmup and --tail not negative")
+    if args.input_shape and min(args.input_shape) <= 0:
+        parser.error("--input-shape takes 4 positive integers (N C H W)")
+    from experiment.measurement import MeasureConfig, default_cpus, measure
+    from power.discovery import detect_source, sysfs_root
+
+    source = args.power_source
+    if source == "auto":
+        source = detect_source(sysfs_root(args.sysfs_root))
+    logger_cpus, profiler_cpus = default_cpus()
+    cfg = MeasureConfig(
+        model=args.model,
+        result_dir=args.result_dir,
+        profiler_args=profiler_args(args),
+        power_source=source,
+        sysfs_root=args.sysfs_root,
+        rail=args.rail,
+        hz=args.hz,
+        timeout_s=args.timeout,
+        tail_s=args.tail,
+        logger_cpus=args.logger_cpus or logger_cpus,
+        profiler_cpus=args.profiler_cpus or profiler_cpus,
+    )
+    status = measure(cfg)
+    if status["status"] == "complete":
+        print(
+            f"{args.model}: complete in {status['duration_s']:.1f} s -> "
+            f"{args.result_dir / args.model}"
+        )
+    else:
+        print(f"{args.model}: FAILED ({status['reason']})", file=sys.stderr)
+    return status["exit_code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job: idle power, then each model measured by two processes (power logger and
+# per-layer profiler), analysis, upload. `./run_experiment.sh --help` lists every setting;
+# each has an environment variable (EVB_*). Runs as the container's command or over SSH.
+#
+# exit codes: 0 every model complete (and uploaded, where configured); 1 a model failed;
+# 2 preflight or flag error (nothing measured); 3 upload failed (data kept).
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+python="${PYTHON:-python3}"
+export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
+cd "$here" || exit 2
+exec "$python" -m experiment.sweep "$@"
