@@ -103,7 +103,7 @@ def folded_layers(records, power, idle_uw: float | None, markers=None) -> pd.Dat
 
 def folded_trace(records, power, markers=None, bins: int = 200):
     """(bin centres µs, mean board power µW, samples per bin) over one inference, for plots."""
-    runs, starts, ends = inference_bounds(records, markers)
+    _, starts, ends = inference_bounds(records, markers)
     index, phase = fold(power.t_ns, starts, ends)
     span = float(np.median(ends - starts)) or 1.0
     edges = np.linspace(0.0, span, bins + 1)

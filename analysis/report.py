@@ -61,7 +61,7 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
         "backend": summary.get("config", {}).get("backend"),
         "dtype": summary.get("config", {}).get("dtype"),
         "runs": summary.get("config", {}).get("runs"),
-        "profile_runs": int(len(np.unique(records.run))),
+        "profile_runs": len(np.unique(records.run)),
         "mean_latency_ms": 1e3 * summary["avg_latency"] if "avg_latency" in summary else None,
         "throughput_per_s": summary.get("avg_throughput"),
         "idle_power_W": idle / 1e6 if idle is not None else None,

@@ -185,7 +185,7 @@ def measure(cfg: MeasureConfig, echo=sys.stderr) -> dict:
             for flag, value in (("--sysfs-root", root), ("--rail", cfg.rail), ("--hz", cfg.hz)):
                 if value is not None:
                     logger_cmd += [flag, str(value)]
-            logger_err = open(model_dir / f"{cfg.model}_logger.log", "a")  # noqa: SIM115
+            logger_err = open(model_dir / f"{cfg.model}_logger.log", "a")
             stack.callback(logger_err.close)
             logger = subprocess.Popen(
                 logger_cmd,

@@ -153,7 +153,7 @@ def log(message: str) -> None:
 def acquire_lock(result_dir: Path):
     """An exclusive lock on ``<result_dir>/.sweep.lock``, or None if a sweep holds it."""
     result_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(result_dir / ".sweep.lock", "a+")  # noqa: SIM115 - held for the whole sweep
+    handle = open(result_dir / ".sweep.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
