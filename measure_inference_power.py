@@ -11,6 +11,7 @@ exit codes: 0 complete; 1 profiler failed; 2 bad flag value; 3 model or weights 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -125,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.input_shape and min(args.input_shape) <= 0:
         parser.error("--input-shape takes 4 positive integers (N C H W)")
     from experiment.measurement import MeasureConfig, default_cpus, measure
+    from power.process import PARENT_PID_ENV, exit_with_parent
+
+    if os.environ.get(PARENT_PID_ENV):  # started by the sweep: stop (cleanly) if it dies
+        exit_with_parent()
     from power.discovery import detect_source, sysfs_root
 
     source = args.power_source

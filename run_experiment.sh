@@ -9,5 +9,4 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 python="${PYTHON:-python3}"
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
-cd "$here" || exit 2
 exec "$python" -m experiment.sweep "$@"

@@ -22,6 +22,7 @@ class LineWriter:
         self.lines: list[str] = [header] if header else []
         self.flush_ns = int(flush_s * 1e9)
         self.last_flush = time.monotonic_ns()
+        self.flush()  # the header is on disk at once: the file parses from the start
 
     def write(self, line: str) -> None:
         """Queue one line (with its newline)."""

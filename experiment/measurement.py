@@ -18,11 +18,12 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from power.clock import CLOCK_ORIGIN_ENV, Clock
+from power.process import PARENT_PID_ENV
 
 PROJECT = Path(__file__).resolve().parents[1]
 STOP_GRACE_S = 2.0
@@ -144,24 +145,23 @@ def measure(cfg: MeasureConfig, echo=sys.stderr) -> dict:
         "pid": os.getpid(),
         **cfg.extra_status,
     }
-    write_status(model_dir, status)
+    guard = _SignalGuard()
+    previous = {s: signal.signal(s, guard.handler) for s in (signal.SIGTERM, signal.SIGINT)}
     clock = Clock.now()
     env = {
         **os.environ,
         CLOCK_ORIGIN_ENV: clock.env_value(),
         "PYTHONUNBUFFERED": "1",
+        PARENT_PID_ENV: str(os.getpid()),
         "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH")) if p),
     }
     logger = profiler = None
     outcome = {"status": "failed", "exit_code": EXIT_FAILED, "reason": "unknown"}
 
-    def interrupted(signum, _frame):
-        raise Interrupted(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
     host_root = sysfs_root(cfg.sysfs_root if cfg.power_source != "sim" else None)
     with ExitStack() as stack:
         try:
+            write_status(model_dir, status)
             status["device_state_start"] = device_state(host_root)
             root = cfg.sysfs_root
             if cfg.power_source == "sim" and root is None:
@@ -187,14 +187,15 @@ def measure(cfg: MeasureConfig, echo=sys.stderr) -> dict:
                     logger_cmd += [flag, str(value)]
             logger_err = open(model_dir / f"{cfg.model}_logger.log", "a")
             stack.callback(logger_err.close)
-            logger = subprocess.Popen(
-                logger_cmd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=logger_err,
-                stdin=subprocess.DEVNULL,
-                text=True,
-            )
+            with guard.held():  # a SIGTERM now must not lose the child's handle
+                logger = subprocess.Popen(
+                    logger_cmd,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=logger_err,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                )
             if cfg.logger_cpus:
                 os.sched_setaffinity(logger.pid, cfg.logger_cpus)
             if not _wait_ready(logger, cfg.ready_timeout_s):
@@ -211,15 +212,16 @@ def measure(cfg: MeasureConfig, echo=sys.stderr) -> dict:
                 str(cfg.result_dir),
                 *cfg.profiler_args,
             ]
-            profiler = subprocess.Popen(
-                profiler_cmd,
-                env=env,
-                cwd=PROJECT,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-            )
+            with guard.held():
+                profiler = subprocess.Popen(
+                    profiler_cmd,
+                    env=env,
+                    cwd=PROJECT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                )
             if cfg.profiler_cpus:
                 os.sched_setaffinity(profiler.pid, cfg.profiler_cpus)
             tee = _tee(profiler.stdout, model_dir / f"{cfg.model}_profiler.log", echo)
@@ -276,6 +278,33 @@ def measure(cfg: MeasureConfig, echo=sys.stderr) -> dict:
     )
     write_status(model_dir, status)
     return status
+
+
+class _SignalGuard:
+    """Turns SIGTERM/SIGINT into ``Interrupted``, deferred while a child is being started so
+    that its handle is never lost (blocking the signals instead would be inherited by the
+    child)."""
+
+    def __init__(self) -> None:
+        self.critical = False
+        self.pending: str | None = None
+
+    def handler(self, signum, _frame) -> None:
+        name = signal.Signals(signum).name
+        if self.critical:
+            self.pending = name
+        else:
+            raise Interrupted(name)
+
+    @contextmanager
+    def held(self):
+        self.critical = True
+        try:
+            yield
+        finally:
+            self.critical = False
+        if self.pending:
+            raise Interrupted(self.pending)
 
 
 class _Fail(Exception):

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from common.cli import OneLineParser
 from experiment.measurement import read_status
+from power.process import PARENT_PID_ENV
 
 PROJECT = Path(__file__).resolve().parents[1]
 QUICK = {
@@ -130,6 +132,7 @@ def parse_args(argv: list[str] | None):
         for key, value in QUICK.items():
             if f"--{key.replace('_', '-')}" not in given:
                 setattr(args, key, value)
+    args.result_dir = Path(args.result_dir).resolve()
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not args.models:
         p.error("--models is empty")
@@ -208,15 +211,24 @@ def preflight(args) -> tuple[str, list[str]]:
 
 
 def run_step(cmd: list[str], what: str) -> int:
-    """Run one entry point as a child process (output passes through)."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH")) if p),
-    }
+    """Run one entry point as a child process (output passes through).
+
+    The child gets SIGTERM if the sweep dies; a SIGTERM or Ctrl-C of the sweep is passed on, so
+    the child marks its model failed ("interrupted") before the sweep stops.
+    """
+    path = os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, PARENT_PID_ENV: str(os.getpid())}
     log(what)
-    return subprocess.run(
-        cmd, cwd=PROJECT, env=env, stdin=subprocess.DEVNULL, check=False
-    ).returncode
+    child = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdin=subprocess.DEVNULL)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        raise
 
 
 def measure_idle(args, source: str) -> None:
@@ -286,6 +298,8 @@ def measure_model(args, source: str, model: str) -> dict:
             else f"measurement ended with exit code {code} and no status"
         )
         return {"model": model, "status": "failed", "reason": reason}
+    if status["status"] not in ("complete", "failed"):  # the measurement itself died
+        status.update(status="failed", reason=f"measurement ended with exit code {code}")
     if status["status"] == "complete":
         analysed = run_step(
             [sys.executable, "analyze.py", str(result), "--model", model], f"{model}: analysing"
@@ -337,8 +351,22 @@ def print_table(rows: list[dict]) -> None:
         print(f"{row['model']:<{width}}  {row['status']:<8}  {row.get('reason') or ''}")
 
 
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return sweep(args)
+    except KeyboardInterrupt:
+        log("sweep interrupted; completed models are kept, re-run to resume")
+        return 130
+
+
+def sweep(args) -> int:
+    """The sweep itself (``main`` adds signal handling)."""
     result = Path(args.result_dir)
     lock = acquire_lock(result)
     if lock is None:

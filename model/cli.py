@@ -8,11 +8,13 @@ here; 1 anything else (the traceback is printed).
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 
 from common.cli import OneLineParser
 from model.backend import BACKENDS, DTYPES, BackendUnavailable
 from model.zoo import WEIGHTS, ModelError
+from power.process import PARENT_PID_ENV, exit_with_parent
 
 EXIT_BAD_ARGS, EXIT_MODEL, EXIT_BACKEND = 2, 3, 4
 
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     validate(args, parser)
+    if os.environ.get(PARENT_PID_ENV):  # started by measure_inference_power.py
+        exit_with_parent()
     from model.zoo import check_model_name, default_input_shape, load_model
 
     try:
@@ -121,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_MODEL
     from model.benchmark import BenchConfig, run_benchmark
     from power.clock import Clock
-    from power.process import exit_with_parent
 
-    exit_with_parent()
     shape = list(args.input_shape or default_input_shape(args.model))
     cfg = BenchConfig(
         args.model,

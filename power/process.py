@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
+import sys
 
 
 class StopFlag:
@@ -21,9 +23,19 @@ class StopFlag:
         return self.stopped
 
 
+PARENT_PID_ENV = "EVB_PARENT_PID"
+
+
 def exit_with_parent() -> None:
-    """Have Linux send SIGTERM to this process when its parent dies (``PR_SET_PDEATHSIG``)."""
+    """Have Linux send SIGTERM to this process when its parent dies (``PR_SET_PDEATHSIG``).
+
+    Where the parent named itself in ``EVB_PARENT_PID`` and is already gone (it died before
+    this call), exit at once: the signal would never come.
+    """
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
     except (OSError, AttributeError):
         pass
+    expected = os.environ.get(PARENT_PID_ENV)
+    if expected and expected.isdigit() and os.getppid() != int(expected):
+        sys.exit(128 + signal.SIGTERM)

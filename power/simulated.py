@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from power.discovery import SIMULATED_MARKER
+from power.process import PARENT_PID_ENV, exit_with_parent
 
 DEVICE = "devices/platform/bus@0/c240000.i2c/i2c-1/1-0040"  # under sys/
 # (label, mV, share of the module input): VDD_IN is the input, the others are parts of it
@@ -180,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         help="stop after this many seconds (default: SIGTERM)",
     )
     args = parser.parse_args(argv)
+    if os.environ.get(PARENT_PID_ENV):
+        exit_with_parent()
     if args.interval_ms <= 0:
         parser.error("--interval-ms must be positive")
     return run(args.dir, args.profile, args.interval_ms / 1000.0, args.duration)
@@ -197,6 +200,7 @@ def running_simulator(
     project = Path(__file__).resolve().parents[1]
     path = [str(project), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in path if p))
+    env[PARENT_PID_ENV] = str(os.getpid())  # the simulator dies with whoever started it
     proc = subprocess.Popen(
         [
             sys.executable,
