@@ -42,9 +42,9 @@ for m in resnet18 mobilenet_v2; do
       --result-dir "$work/profile" 2>&1 | grep -v "it/s"
 done
 
-start=$(date +%s.%N)
+start=$(date +%s)
 ./run_experiment.sh --models resnet18,mobilenet_v2 --runs 3000 --warmup 200 --backend torch \
     --power-source nvml --weights random --idle-duration 15 --cooldown 0 --no-upload \
     --result-dir "$work/sweep" 2>&1 | grep -v "it/s"
-echo "sweep wall time: $(echo "$(date +%s.%N) - $start" | bc) s"
+echo "sweep wall time: $(( $(date +%s) - start )) s"
 "$py" benchmarks/gpu_summary.py "$work" "$OUT" short
