@@ -11,8 +11,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -308,38 +310,44 @@ def measure_model(args, source: str, model: str) -> dict:
     return status
 
 
-def upload(args) -> int:
-    """Publish through data_version.py when credentials are configured; 0 when done or skipped."""
+def upload(args, run_stamp: str) -> int:
+    """Publish through data_version.py when a target is configured; 0 when done or skipped.
+
+    Configured means DagsHub (``--owner``/``--name`` and ``DAGSHUB_USER_TOKEN``) or an explicit
+    ``--dvc-remote`` and ``--git-url``. The default path inside the data repository is
+    ``raw_data/<host>/<run>``, so devices and runs never share a pointer.
+    """
     if args.no_upload:
         log("upload: skipped (--no-upload)")
         return 0
-    if not os.environ.get("DAGSHUB_USER_TOKEN") or not (args.owner and args.name):
+    explicit = bool(args.dvc_remote and args.git_url)
+    if not explicit and not (args.owner and args.name and os.environ.get("DAGSHUB_USER_TOKEN")):
         log(
-            "upload: skipped; set DAGSHUB_USER_TOKEN and --owner/--name (EVB_DAGSHUB_OWNER, "
-            "EVB_DAGSHUB_REPO) to publish the result folder"
+            "upload: skipped; to publish, set DAGSHUB_USER_TOKEN and --owner/--name "
+            "(EVB_DAGSHUB_OWNER, EVB_DAGSHUB_REPO), or --dvc-remote and --git-url"
         )
         return 0
+    remote_path = args.remote_dir_path or f"raw_data/{socket.gethostname()}/{run_stamp}"
     cmd = [
         sys.executable,
         "data_version.py",
         "--upload",
-        "--owner",
-        args.owner,
-        "--name",
-        args.name,
         "--local-dir-path",
         str(args.result_dir),
+        "--remote-dir-path",
+        remote_path,
     ]
     for flag, value in (
-        ("--remote-dir-path", args.remote_dir_path),
+        ("--owner", args.owner),
+        ("--name", args.name),
         ("--dvc-remote", args.dvc_remote),
         ("--git-url", args.git_url),
     ):
         if value:
             cmd += [flag, value]
-    if run_step(cmd, "upload: publishing the result folder") == 0:
+    if run_step(cmd, f"upload: publishing the result folder as {remote_path}") == 0:
         return 0
-    retry = " ".join(["python", *cmd[1:]])
+    retry = shlex.join(["python", str(PROJECT / "data_version.py"), *cmd[2:]])
     log(f"upload: FAILED; the data is untouched in {args.result_dir}. Retry with:\n  {retry}")
     return EXIT_UPLOAD
 
@@ -415,7 +423,7 @@ def sweep(args) -> int:
     (result / "run_metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
     print_table(rows)
     failed = [r for r in rows if r["status"] == "failed"]
-    uploaded = upload(args)
+    uploaded = upload(args, meta["created"])
     if failed:
         return EXIT_MODEL_FAILED
     return uploaded or (0 if summary == 0 else EXIT_MODEL_FAILED)

@@ -1,0 +1,274 @@
+"""Publishing with the real ``dvc`` and ``git`` against a DVC HTTP remote on 127.0.0.1
+(``tests/dvc_server.py``, the stand-in for DagsHub's DVC endpoint) and a local bare git
+repository (the stand-in for DagsHub's git side). Same code path as production: the
+``data_version.py`` command line."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.conftest import run_entry
+from tests.dvc_server import DvcRemote
+
+TOKEN = "s3cr3t-token-value-1234"
+
+
+@pytest.fixture
+def remote(tmp_path):
+    server = DvcRemote(tmp_path / "remote", "benchbot", TOKEN)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def git_repo(tmp_path):
+    bare = tmp_path / "data.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", "-b", "main", str(bare)], check=True)
+    return bare
+
+
+def result_folder(path, seed: int = 0):
+    (path / "lenet/trt_profiling").mkdir(parents=True)
+    (path / "idling_power.json").write_text('{"avg_idle_power": 4.2e6}\n')
+    (path / "lenet/lenet_power_log.log").write_text(
+        "".join(f"20241121-05:20:04.{i:06d},5000.0,{1000 + seed + i}.0\n" for i in range(5000))
+    )
+    (path / "lenet/trt_profiling/trt_layer_latency.json").write_bytes(os.urandom(200_000))
+    (path / ".sweep.lock").write_text("123")
+    return path
+
+
+def data_version(tmp_path, remote, git_repo, *args, token=TOKEN, workspace="ws", timeout=180):
+    env = {
+        "DAGSHUB_USER_TOKEN": token,
+        "DAGSHUB_USER": "benchbot",
+        "HOME": str(tmp_path / "home"),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    if token is None:
+        env["DAGSHUB_USER_TOKEN"] = ""
+    return run_entry(
+        [
+            "data_version.py",
+            "--dvc-remote",
+            remote.url,
+            "--git-url",
+            str(git_repo),
+            "--workspace",
+            str(tmp_path / workspace),
+            "--retries",
+            "3",
+            "--net-timeout",
+            "5",
+            *args,
+        ],
+        env=env,
+        timeout=timeout,
+    )
+
+
+def commits(git_repo) -> int:
+    done = subprocess.run(
+        ["git", "--git-dir", str(git_repo), "rev-list", "--count", "main"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return int(done.stdout.strip() or 0)
+
+
+def same_tree(a, b) -> bool:
+    files = sorted(
+        p.relative_to(a)
+        for p in a.rglob("*")
+        if p.is_file() and p.name not in (".sweep.lock", "upload_journal.json")
+    )
+    other = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    return files == other and all(filecmp.cmp(a / f, b / f, shallow=False) for f in files)
+
+
+def test_upload_then_download_byte_for_byte_and_idempotent(tmp_path, remote, git_repo):
+    local = result_folder(tmp_path / "raw")
+    up = data_version(
+        tmp_path,
+        remote,
+        git_repo,
+        "--upload",
+        "--local-dir-path",
+        str(local),
+        "--remote-dir-path",
+        "raw_data/dev1/run1",
+    )
+    assert up.returncode == 0, up.stderr
+    assert "uploaded and verified" in up.stdout
+    assert commits(git_repo) == 1 and remote.uploads() >= 4
+    assert not (local / "lenet").joinpath("..", "..", "raw", ".dvc").exists()
+
+    down = data_version(
+        tmp_path,
+        remote,
+        git_repo,
+        "--download",
+        "--local-dir-path",
+        str(tmp_path / "restored"),
+        "--remote-dir-path",
+        "raw_data/dev1/run1",
+        workspace="ws2",
+    )
+    assert down.returncode == 0, down.stderr
+    assert same_tree(local, tmp_path / "restored")
+
+    posts = remote.uploads()
+    again = data_version(
+        tmp_path,
+        remote,
+        git_repo,
+        "--upload",
+        "--local-dir-path",
+        str(local),
+        "--remote-dir-path",
+        "raw_data/dev1/run1",
+    )
+    assert again.returncode == 0, again.stderr
+    assert "nothing new to commit" in again.stdout
+    assert remote.uploads() == posts  # no object sent
+    assert commits(git_repo) == 1  # no commit made
+
+    (local / "lenet/extra.csv").write_text("a,b\n1,2\n")  # new data at the same path
+    third = data_version(
+        tmp_path,
+        remote,
+        git_repo,
+        "--upload",
+        "--local-dir-path",
+        str(local),
+        "--remote-dir-path",
+        "raw_data/dev1/run1",
+    )
+    assert third.returncode == 0, third.stderr
+    assert commits(git_repo) == 2  # a new commit; history keeps the old version
+
+
+def test_wrong_or_missing_token_fails_before_any_upload_and_is_never_printed(
+    tmp_path, remote, git_repo
+):
+    local = result_folder(tmp_path / "raw")
+    wrong = "wr0ng-token-value-9876"
+    result = data_version(
+        tmp_path, remote, git_repo, "--upload", "--local-dir-path", str(local), token=wrong
+    )
+    assert result.returncode == 1
+    assert "DAGSHUB_USER_TOKEN" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert wrong not in result.stdout + result.stderr
+    assert remote.uploads() == 0 and commits(git_repo) == 0
+    missing = data_version(
+        tmp_path, remote, git_repo, "--upload", "--local-dir-path", str(local), token=None
+    )
+    assert missing.returncode == 1 and "set DAGSHUB_USER_TOKEN" in missing.stderr
+    ok = data_version(
+        tmp_path, remote, git_repo, "--upload", "--local-dir-path", str(local), "--verbose"
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert TOKEN not in ok.stdout + ok.stderr
+    ws = tmp_path / "ws"
+    for path in ws.rglob("*"):
+        if path.is_file() and ".git" not in path.parts[len(ws.parts) :][:1]:
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_failed_uploads_are_retried_until_complete(tmp_path, remote, git_repo):
+    local = result_folder(tmp_path / "raw")
+    remote.fail_uploads = 3
+    result = data_version(tmp_path, remote, git_repo, "--upload", "--local-dir-path", str(local))
+    assert result.returncode == 0, result.stderr
+    assert "retry 1/2" in result.stdout
+    assert remote.fail_uploads == 0
+    assert any(p.name.endswith(".dir") for p in remote.objects())
+
+
+def test_a_corrupted_remote_object_fails_verification(tmp_path, remote, git_repo):
+    local = result_folder(tmp_path / "raw")
+    assert (
+        data_version(
+            tmp_path, remote, git_repo, "--upload", "--local-dir-path", str(local)
+        ).returncode
+        == 0
+    )
+    biggest = max(
+        (p for p in remote.objects() if not p.name.endswith(".dir")), key=lambda p: p.stat().st_size
+    )
+    remote.corrupt(biggest)
+    down = data_version(
+        tmp_path,
+        remote,
+        git_repo,
+        "--download",
+        "--local-dir-path",
+        str(tmp_path / "restored"),
+        workspace="ws2",
+    )
+    assert down.returncode == 1
+    assert "verification" in down.stderr
+
+
+def test_a_dead_server_fails_within_the_bound(tmp_path, remote, git_repo):
+    local = result_folder(tmp_path / "raw")
+    remote.blackhole = True
+    started = time.monotonic()
+    result = data_version(tmp_path, remote, git_repo, "--upload", "--local-dir-path", str(local))
+    took = time.monotonic() - started
+    assert result.returncode == 1
+    assert "no answer" in result.stderr
+    assert took < 10 + 15  # the 10 s probe, plus start-up
+    assert commits(git_repo) == 0
+
+
+def test_two_devices_publish_to_one_repository(tmp_path, remote, git_repo):
+    results = {}
+
+    def device(name: str, seed: int) -> None:
+        local = result_folder(tmp_path / f"raw-{name}", seed)
+        results[name] = (
+            local,
+            data_version(
+                tmp_path,
+                remote,
+                git_repo,
+                "--upload",
+                "--local-dir-path",
+                str(local),
+                "--remote-dir-path",
+                f"raw_data/{name}/run1",
+                workspace=f"ws-{name}",
+            ),
+        )
+
+    threads = [threading.Thread(target=device, args=(n, i)) for i, n in enumerate(("a", "b"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, (_, result) in results.items():
+        assert result.returncode == 0, (name, result.stderr)
+    assert commits(git_repo) == 2
+    for name, (local, _) in results.items():
+        down = data_version(
+            tmp_path,
+            remote,
+            git_repo,
+            "--download",
+            "--local-dir-path",
+            str(tmp_path / f"back-{name}"),
+            "--remote-dir-path",
+            f"raw_data/{name}/run1",
+            workspace=f"ws-check-{name}",
+        )
+        assert down.returncode == 0, down.stderr
+        assert same_tree(local, tmp_path / f"back-{name}")
