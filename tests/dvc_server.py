@@ -77,10 +77,10 @@ class DvcRemote:
                     return True
                 return False
 
-            def do_HEAD(self):  # noqa: N802 - http.server's naming
+            def do_HEAD(self):
                 self.do_GET()
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 if self._hold() or not self._authorised():
                     return
                 path = self._path()
@@ -97,7 +97,7 @@ class DvcRemote:
                     return
                 self._reply(200, data)
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 if self._hold() or not self._authorised():
                     return
                 body = self._body()
@@ -117,7 +117,7 @@ class DvcRemote:
                     os.replace(tmp, path)
                 self._reply(200, b"ok")
 
-            do_PUT = do_POST  # noqa: N815
+            do_PUT = do_POST
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
