@@ -182,21 +182,17 @@ def preflight(args) -> tuple[str, list[str]]:
     """Resolve the power source and check what the sweep needs; (source, problems)."""
     from power.discovery import detect_source, open_sensor, sysfs_root
 
-    problems = []
-    for module in ("numpy", "pandas", "torch", "torchvision", "matplotlib"):
-        if subprocess.run(
-            [sys.executable, "-c", f"import {module}"], capture_output=True, check=False
-        ).returncode:
-            problems.append(f"python package {module} does not import")
-    if (
-        args.backend == "tensorrt"
-        and subprocess.run(
-            [sys.executable, "-c", "import tensorrt, torch_tensorrt"],
-            capture_output=True,
-            check=False,
-        ).returncode
-    ):
-        problems.append("--backend tensorrt, but tensorrt/torch_tensorrt do not import")
+    modules = ["numpy", "pandas", "torch", "torchvision", "matplotlib"]
+    if args.backend == "tensorrt":
+        modules += ["tensorrt", "torch_tensorrt"]
+    check = (
+        "import importlib, sys\nfor m in sys.argv[1:]:\n    try:\n"
+        "        importlib.import_module(m)\n    except Exception:\n        print(m)"
+    )
+    missing = subprocess.run(
+        [sys.executable, "-c", check, *modules], capture_output=True, text=True, check=False
+    ).stdout.split()
+    problems = [f"python package {m} does not import" for m in missing]
     source = args.power_source
     root = sysfs_root(args.sysfs_root)
     if source == "auto":

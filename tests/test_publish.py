@@ -272,3 +272,78 @@ def test_two_devices_publish_to_one_repository(tmp_path, remote, git_repo):
         )
         assert down.returncode == 0, down.stderr
         assert same_tree(local, tmp_path / f"back-{name}")
+
+
+def test_the_sweep_uploads_at_its_end_skips_without_target_and_prints_a_retry(
+    tmp_path, remote, git_repo
+):
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = tmp_path / "raw"
+    base = [
+        "bash",
+        str(ROOT / "run_experiment.sh"),
+        "--result-dir",
+        str(result),
+        "--models",
+        "lenet",
+        "--runs",
+        "20",
+        "--warmup",
+        "2",
+        "--idle-duration",
+        "2",
+        "--cooldown",
+        "0",
+        "--weights",
+        "random",
+        "--backend",
+        "torch",
+        "--power-source",
+        "sim",
+    ]
+    target = [
+        "--dvc-remote",
+        remote.url,
+        "--git-url",
+        str(git_repo),
+        "--remote-dir-path",
+        "raw_data/dev1/run1",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVB_", "DAGSHUB"))}
+    env.update(
+        PYTHON=sys.executable,
+        HOME=str(tmp_path / "home"),
+        DAGSHUB_USER="benchbot",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+
+    def sweep(args, token):
+        run_env = {**env, **({"DAGSHUB_USER_TOKEN": token} if token else {})}
+        done = subprocess.run(
+            base + args,
+            cwd=ROOT,
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        return done.returncode, done.stdout + done.stderr
+
+    code, out = sweep([], None)
+    assert code == 0, out
+    assert "upload: skipped; to publish, set DAGSHUB_USER_TOKEN" in out
+
+    code, out = sweep(target, "wr0ng-token-value-9876")
+    assert code == 3, out
+    assert "Retry with:" in out and "data_version.py --upload" in out
+    assert "wr0ng-token-value-9876" not in out
+    assert (result / "lenet/status.json").exists() and commits(git_repo) == 0
+
+    code, out = sweep(target, TOKEN)
+    assert code == 0, out
+    assert "uploaded and verified" in out and commits(git_repo) == 1
