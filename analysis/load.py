@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,11 @@ def load_power(model_dir: Path) -> PowerLog:
             f"{path.name} is missing or empty: the power logger wrote nothing "
             "for this model; measure it again"
         )
-    lines = sum(1 for _ in open(path, "rb")) - 1
-    frame = pd.read_csv(path, on_bad_lines="skip", engine="c")
+    data = path.read_bytes()
+    complete = data.rfind(b"\n") + 1  # a cut last line (killed writer, copy) is left out
+    lines = data.count(b"\n", 0, complete) - 1 + (complete < len(data))
+    frame = pd.read_csv(io.BytesIO(data[:complete]), on_bad_lines="skip", engine="c")
+    del data
     if "mono_ns" not in frame or "board_uW" not in frame:
         raise AnalysisError(
             f"{path.name} has no mono_ns/board_uW columns: not a power log of this suite"

@@ -28,6 +28,7 @@ from common.linefile import FLUSH_S, LineWriter
 from power.clock import Clock
 from power.sensor import Sensor
 
+FORMAT_BATCH = 16  # samples formatted together
 HIST_BIN_NS = 10_000  # lateness histogram: 10 µs bins up to 100 ms
 HIST_BINS = 10_000
 
@@ -75,6 +76,83 @@ class _Histogram:
         return self.max_ns / 1000.0
 
 
+def _number(value: float) -> str:
+    """Integers as integers (sysfs values are), other numbers in full, NaN as empty."""
+    if value != value:  # noqa: PLR0124 - NaN test without a function call
+        return ""
+    as_int = int(value)
+    return str(as_int) if as_int == value else repr(value)
+
+
+class _Output:
+    """Formats a batch of raw samples into the files and keeps the running figures."""
+
+    def __init__(
+        self,
+        sensor: Sensor,
+        out_dir: Path,
+        names: dict,
+        clock: Clock,
+        period: int,
+        on_sample: Callable[[int, float], None] | None,
+    ) -> None:
+        self.sensor, self.out_dir, self.names, self.clock = sensor, out_dir, names, clock
+        self.period, self.on_sample = period, on_sample
+        self.rails = LineWriter(
+            out_dir / names["rails_csv"],
+            "mono_ns,read_ns,timestamp,board_uW," + ",".join(sensor.columns) + "\n",
+        )
+        self.raw: LineWriter | None = None
+        self.lateness = _Histogram()
+        self.samples = self.gaps = self.distinct = self.longest_gap = 0
+        self.read_ns_sum = self.read_ns_max = 0
+        self.first_stamp: int | None = None
+        self.last_stamp: int | None = None
+        self.last_row: list | None = None
+        self.power_min, self.power_max, self.power_sum = math.inf, -math.inf, 0.0
+
+    def format(self, batch: list[tuple[int, int, int, list]]) -> None:
+        """Turn raw samples into lines (written at the next ``flush``) and update figures."""
+        sensor, wall_string = self.sensor, self.clock.wall_string
+        for due, t0, t1, row in batch:
+            stamp = (t0 + t1) // 2
+            board = sensor.board_power_uw(row)
+            wall = wall_string(stamp)
+            values = ",".join(map(_number, row))
+            self.rails.write(f"{stamp},{t1 - t0},{wall},{_number(board)},{values}\n")
+            vi = sensor.board_voltage_current(row)
+            if vi is not None:
+                if self.raw is None:
+                    self.raw = LineWriter(self.out_dir / self.names["raw_log"])
+                self.raw.write(f"{wall},{float(vi[0]):.1f},{float(vi[1]):.1f}\n")
+            self.lateness.add(t0 - due)
+            if self.last_stamp is not None and stamp - self.last_stamp > 2 * self.period:
+                self.gaps += 1
+                self.longest_gap = max(self.longest_gap, stamp - self.last_stamp)
+            if row != self.last_row:
+                self.distinct += 1
+            if self.first_stamp is None:
+                self.first_stamp = stamp
+            self.last_row, self.last_stamp = row, stamp
+            self.samples += 1
+            self.power_min, self.power_max = min(self.power_min, board), max(self.power_max, board)
+            self.power_sum += board
+            self.read_ns_sum += t1 - t0
+            self.read_ns_max = max(self.read_ns_max, t1 - t0)
+            if self.on_sample is not None:
+                self.on_sample(stamp, board)
+
+    def flush(self) -> None:
+        self.rails.flush()
+        if self.raw is not None:
+            self.raw.flush()
+
+    def close(self) -> None:
+        self.rails.close()
+        if self.raw is not None:
+            self.raw.close()
+
+
 def log_power(
     sensor: Sensor,
     out_dir: Path,
@@ -100,85 +178,50 @@ def log_power(
     names = file_names(prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
     tighten_timer_slack()
-    columns = sensor.columns
-    rails = LineWriter(
-        out_dir / names["rails_csv"],
-        "mono_ns,read_ns,timestamp,board_uW," + ",".join(columns) + "\n",
-    )
-    raw = None
+    out = _Output(sensor, out_dir, names, clock, period, on_sample)
     errors: Counter[str] = Counter()
-    lateness = _Histogram()
-    samples = gaps = skipped_slots = distinct = 0
-    longest_gap = 0
-    last_stamp = first_stamp = None
-    last_row: list[float] | None = None
-    power_min, power_max, power_sum = math.inf, -math.inf, 0.0
-    read_ns_max = read_ns_sum = 0
-    ready = on_ready is None
-    start = time.monotonic_ns()
+    pending: list[tuple[int, int, int, list]] = []  # (due, t0, t1, row): formatted at flush
+    skipped_slots = 0
+    read = sensor.read
+    monotonic_ns, sleep = time.monotonic_ns, time.sleep
+    cpu_start = time.process_time()
+    start = monotonic_ns()
     deadline = start + int(duration_s * 1e9) if duration_s is not None else None
-    due = start
-    last_flush = start
+    flush_ns = int(FLUSH_S * 1e9)
+    due = last_flush = start
     try:
         while not should_stop():
-            t0 = time.monotonic_ns()
+            t0 = monotonic_ns()
             if deadline is not None and t0 >= deadline:
                 break
-            lateness.add(t0 - due)
             try:
-                row = sensor.read()
+                pending.append((due, t0, monotonic_ns(), read()))
             except OSError as exc:
                 errors[errno.errorcode.get(exc.errno or 0, str(exc))] += 1
-                row = None
             except ValueError:
                 errors["EPARSE"] += 1
-                row = None
-            t1 = time.monotonic_ns()
-            if row is not None:
-                stamp = (t0 + t1) // 2
-                board = sensor.board_power_uw(row)
-                wall = clock.wall_string(stamp)
-                values = ",".join("" if math.isnan(v) else f"{v:.10g}" for v in row)
-                rails.write(f"{stamp},{t1 - t0},{wall},{board:.1f},{values}\n")
-                vi = sensor.board_voltage_current(row)
-                if vi is not None:
-                    if raw is None:
-                        raw = LineWriter(out_dir / names["raw_log"], None)
-                    raw.write(f"{wall},{vi[0]:.1f},{vi[1]:.1f}\n")
-                if last_stamp is not None and stamp - last_stamp > 2 * period:
-                    gaps += 1
-                    longest_gap = max(longest_gap, stamp - last_stamp)
-                if row != last_row:
-                    distinct += 1
-                last_row, last_stamp = row, stamp
-                first_stamp = first_stamp if first_stamp is not None else stamp
-                samples += 1
-                power_min, power_max = min(power_min, board), max(power_max, board)
-                power_sum += board
-                read_ns_sum += t1 - t0
-                read_ns_max = max(read_ns_max, t1 - t0)
-                if on_sample is not None:
-                    on_sample(stamp, board)
-            if t1 - last_flush >= FLUSH_S * 1e9 or (not ready and samples >= 2):
-                rails.flush()
-                if raw is not None:
-                    raw.flush()
-                last_flush = t1
-                if not ready and samples >= 2:
-                    ready = True
-                    on_ready()  # type: ignore[misc]
+            now = monotonic_ns()
+            if len(pending) >= FORMAT_BATCH or on_ready is not None:
+                out.format(pending)  # small batches: warm caches, short stalls
+                pending = []
+            if now - last_flush >= flush_ns or (on_ready is not None and out.samples >= 2):
+                out.flush()
+                last_flush = now
+                if on_ready is not None and out.samples >= 2:
+                    on_ready()
+                    on_ready = None
             due += period
-            now = time.monotonic_ns()
             if due <= now:
                 missed = (now - due) // period + 1
                 skipped_slots += missed
                 due += missed * period
-            time.sleep((due - now) / 1e9)
+            sleep((due - now) / 1e9)
     finally:
-        rails.close()
-        if raw is not None:
-            raw.close()
+        out.format(pending)
+        out.close()
     end = time.monotonic_ns()
+    cpu_s = time.process_time() - cpu_start
+    samples, first_stamp, last_stamp = out.samples, out.first_stamp, out.last_stamp
     span = (last_stamp - first_stamp) / 1e9 if samples > 1 else 0.0
     summary = {
         "prefix": prefix,
@@ -192,26 +235,28 @@ def log_power(
         "target_hz": hz,
         "samples": samples,
         "achieved_hz": (samples - 1) / span if span > 0 else None,
-        "gaps_over_two_periods": gaps,
-        "longest_gap_ms": longest_gap / 1e6,
+        "gaps_over_two_periods": out.gaps,
+        "longest_gap_ms": out.longest_gap / 1e6,
         "skipped_slots": skipped_slots,
+        "cpu_s": cpu_s,
+        "cpu_per_wall_s": cpu_s / ((end - start) / 1e9) if end > start else None,
         "errors": dict(errors),
-        "distinct_updates": distinct,
+        "distinct_updates": out.distinct,
         "lateness_us": {
-            "p50": lateness.percentile_us(50),
-            "p99": lateness.percentile_us(99),
-            "max": lateness.max_ns / 1000.0,
+            "p50": out.lateness.percentile_us(50),
+            "p99": out.lateness.percentile_us(99),
+            "max": out.lateness.max_ns / 1000.0,
         },
         "read_us": {
-            "mean": read_ns_sum / samples / 1000.0 if samples else None,
-            "max": read_ns_max / 1000.0,
+            "mean": out.read_ns_sum / samples / 1000.0 if samples else None,
+            "max": out.read_ns_max / 1000.0,
         },
         "board_power_uW": {
-            "min": power_min if samples else None,
-            "mean": power_sum / samples if samples else None,
-            "max": power_max if samples else None,
+            "min": out.power_min if samples else None,
+            "mean": out.power_sum / samples if samples else None,
+            "max": out.power_max if samples else None,
         },
-        "files": {k: v for k, v in names.items() if k != "raw_log" or raw is not None},
+        "files": {k: v for k, v in names.items() if k != "raw_log" or out.raw is not None},
     }
     (out_dir / names["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -33,6 +33,7 @@ DEVICE = "devices/platform/bus@0/c240000.i2c/i2c-1/1-0040"  # under sys/
 RAILS = [("VDD_IN", 5160, 1.0), ("VDD_CPU_GPU_CV", 5152, 0.35), ("VDD_SOC", 5152, 0.25)]
 IDLE_MW = 4582.0
 PROFILES = ("sine", "constant", "cpu")
+UPDATES_FILE = "simulator_updates"  # how many updates so far (outside sys/, for benchmarks)
 
 
 def _write(path: Path, content: str | bytes) -> None:
@@ -119,6 +120,7 @@ def run(root: Path, profile: str, interval_s: float, duration_s: float | None) -
         (os.open(hw / f"curr{ch}_input", os.O_WRONLY), mv, share)
         for ch, (_, mv, share) in enumerate(RAILS, start=1)
     ]
+    counter = os.open(root / UPDATES_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
     stop = False
 
     def _stop(*_):
@@ -141,6 +143,7 @@ def run(root: Path, profile: str, interval_s: float, duration_s: float | None) -
             os.pwrite(fd, data, 0)
             os.ftruncate(fd, len(data))
         n += 1
+        os.pwrite(counter, f"{n}\n".encode(), 0)
         next_t += interval_s
         delay = next_t - time.monotonic()
         if delay > 0:
@@ -149,6 +152,7 @@ def run(root: Path, profile: str, interval_s: float, duration_s: float | None) -
             next_t = time.monotonic()
     for fd, _, _ in fds:
         os.close(fd)
+    os.close(counter)
     return 0
 
 
