@@ -16,8 +16,7 @@ import sys
 from pathlib import Path
 
 from common.cli import OneLineParser
-from model.backend import BACKENDS, DTYPES
-from model.zoo import WEIGHTS
+from model.cli import add_model_arguments, model_flags, validate
 from power.discovery import SOURCES
 
 
@@ -33,33 +32,8 @@ def parse_cpus(text: str) -> set[int]:
 def build_parser() -> OneLineParser:
     doc = __doc__.split("\n\n")
     p = OneLineParser(description=doc[1], epilog=doc[2])
-    p.add_argument("--model", required=True, help="model name (torchvision classifier or lenet)")
-    p.add_argument("--dtype", choices=DTYPES, default="float16", help="inference precision")
-    p.add_argument(
-        "--input-shape",
-        type=int,
-        nargs=4,
-        metavar=("N", "C", "H", "W"),
-        help="input shape; default 1 3 224 224 (lenet: 1 1 32 32)",
-    )
-    p.add_argument("--warmup", type=int, default=50, help="warm-up inferences")
-    p.add_argument("--runs", type=int, default=30000, help="timed inferences (no profiler)")
-    p.add_argument(
-        "--profile-runs",
-        type=int,
-        default=None,
-        help="profiled inferences; default: as many as --runs",
-    )
-    p.add_argument("--optimization-level", type=int, default=3, help="TensorRT optimization level")
-    p.add_argument("--min-block-size", type=int, default=5, help="Torch-TensorRT min block size")
+    add_model_arguments(p)
     p.add_argument("--result-dir", type=Path, default=Path("raw_data"), help="result folder")
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="auto",
-        help="auto = tensorrt where it imports and a GPU exists, else torch",
-    )
-    p.add_argument("--weights", choices=WEIGHTS, default="imagenet", help="model weights")
     p.add_argument(
         "--power-source",
         choices=SOURCES,
@@ -93,38 +67,12 @@ def build_parser() -> OneLineParser:
     return p
 
 
-def profiler_args(args) -> list[str]:
-    """The flags passed on to ``python -m model``."""
-    out = [
-        "--dtype",
-        args.dtype,
-        "--warmup",
-        str(args.warmup),
-        "--runs",
-        str(args.runs),
-        "--optimization-level",
-        str(args.optimization_level),
-        "--min-block-size",
-        str(args.min_block_size),
-        "--backend",
-        args.backend,
-        "--weights",
-        args.weights,
-    ]
-    if args.profile_runs is not None:
-        out += ["--profile-runs", str(args.profile_runs)]
-    if args.input_shape:
-        out += ["--input-shape", *map(str, args.input_shape)]
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.runs <= 0 or args.warmup < 0 or args.timeout <= 0 or args.tail < 0:
-        parser.error("--runs and --timeout must be positive, --warmup and --tail not negative")
-    if args.input_shape and min(args.input_shape) <= 0:
-        parser.error("--input-shape takes 4 positive integers (N C H W)")
+    validate(args, parser)
+    if args.timeout <= 0 or args.tail < 0:
+        parser.error("--timeout must be positive and --tail not negative")
     from experiment.measurement import MeasureConfig, default_cpus, measure
     from power.process import PARENT_PID_ENV, exit_with_parent
 
@@ -139,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = MeasureConfig(
         model=args.model,
         result_dir=args.result_dir,
-        profiler_args=profiler_args(args),
+        profiler_args=model_flags(args),
         power_source=source,
         sysfs_root=args.sysfs_root,
         rail=args.rail,

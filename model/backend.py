@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 
 from model.windows import Segment
@@ -33,9 +34,23 @@ class Backend(ABC):
     def infer(self) -> None:
         """One inference (may return before the device finished)."""
 
-    @abstractmethod
+    cuda: bool = False
+
     def timed_infer(self) -> float:
-        """One inference, timed on the device (CUDA events) or host; seconds."""
+        """One inference, timed with CUDA events on a GPU, else on the host clock; seconds."""
+        if not self.cuda:
+            t0 = time.perf_counter_ns()
+            self.infer()
+            return (time.perf_counter_ns() - t0) / 1e9
+        import torch
+
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        self.infer()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
 
     @abstractmethod
     def attach_profilers(self) -> None:

@@ -19,14 +19,8 @@ from power.process import PARENT_PID_ENV, exit_with_parent
 EXIT_BAD_ARGS, EXIT_MODEL, EXIT_BACKEND = 2, 3, 4
 
 
-def build_parser() -> OneLineParser:
-    p = OneLineParser(
-        prog="python -m model",
-        description=(
-            "Profile the per-layer runtime of one CNN: warm-up, an unprofiled timing pass, then a "
-            "profiled pass whose layer windows are rebuilt on the power logger's clock."
-        ),
-    )
+def add_model_arguments(p: OneLineParser) -> None:
+    """The profiler's flags (the seed's names), shared with ``measure_inference_power.py``."""
     p.add_argument(
         "--model",
         required=True,
@@ -58,7 +52,6 @@ def build_parser() -> OneLineParser:
         default=5,
         help="Torch-TensorRT: fewest ops in a TensorRT partition",
     )
-    p.add_argument("--result-dir", default="raw_data", help="result folder; writes <dir>/<model>/")
     p.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -71,6 +64,43 @@ def build_parser() -> OneLineParser:
         default="imagenet",
         help="imagenet (torchvision's pretrained weights) or random; lenet is random",
     )
+
+
+def model_flags(args) -> list[str]:
+    """The flags of ``add_model_arguments`` again, for a ``python -m model`` child."""
+    out = [
+        "--dtype",
+        args.dtype,
+        "--warmup",
+        str(args.warmup),
+        "--runs",
+        str(args.runs),
+        "--optimization-level",
+        str(args.optimization_level),
+        "--min-block-size",
+        str(args.min_block_size),
+        "--backend",
+        args.backend,
+        "--weights",
+        args.weights,
+    ]
+    if args.profile_runs is not None:
+        out += ["--profile-runs", str(args.profile_runs)]
+    if args.input_shape:
+        out += ["--input-shape", *map(str, args.input_shape)]
+    return out
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(
+        prog="python -m model",
+        description=(
+            "Profile the per-layer runtime of one CNN: warm-up, an unprofiled timing pass, then a "
+            "profiled pass whose layer windows are rebuilt on the power logger's clock."
+        ),
+    )
+    add_model_arguments(p)
+    p.add_argument("--result-dir", default="raw_data", help="result folder; writes <dir>/<model>/")
     return p
 
 

@@ -139,19 +139,6 @@ class TensorRTBackend(Backend):
         with self.torch.inference_mode():
             self.compiled(self.input)
 
-    def timed_infer(self) -> float:
-        if not self.cuda:
-            t0 = time.perf_counter_ns()
-            self.infer()
-            return (time.perf_counter_ns() - t0) / 1e9
-        start = self.torch.cuda.Event(enable_timing=True)
-        end = self.torch.cuda.Event(enable_timing=True)
-        start.record()
-        self.infer()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
-
     def attach_profilers(self) -> None:
         profiler_class = _make_profiler_class(self.trt)
         for name, module in self.partitions:

@@ -169,19 +169,6 @@ class TorchBackend(Backend):
         with self.torch.inference_mode():
             self.model(self.input)
 
-    def timed_infer(self) -> float:
-        if not self.cuda:
-            t0 = time.perf_counter_ns()
-            self.infer()
-            return (time.perf_counter_ns() - t0) / 1e9
-        start = self.torch.cuda.Event(enable_timing=True)
-        end = self.torch.cuda.Event(enable_timing=True)
-        start.record()
-        self.infer()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
-
     def attach_profilers(self) -> None:
         calls = self._calls
         if self.cuda:

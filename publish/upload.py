@@ -16,7 +16,8 @@ import random
 import shutil
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,10 +236,9 @@ def _publish_git(ws: Workspace, message: str, settings: Settings) -> str | None:
     raise PublishError("git push kept being rejected; re-run to resume")
 
 
-def upload(local: Path, target: Target, message: str, settings: Settings) -> dict:
-    """Publish ``local``; returns what was done. Raises PublishError with one-line reasons."""
-    if not local.is_dir() or not _files(local):
-        raise PublishError(f"{local} is not a folder with files to upload")
+@contextmanager
+def _session(target: Target, settings: Settings) -> Iterator[tuple[Runner, Workspace]]:
+    """Check the token, then a prepared workspace whose dvc and git see the credentials."""
     creds = Credentials.from_env(target.owner)
     check_remote(creds, str(target.dvc_remote))
     deadline = time.monotonic() + settings.timeout_s
@@ -250,6 +250,14 @@ def upload(local: Path, target: Target, message: str, settings: Settings) -> dic
         runner = Runner(env, creds.secrets(), deadline, settings.verbose)
         ws = Workspace(target, runner, settings)
         ws.prepare()
+        yield runner, ws
+
+
+def upload(local: Path, target: Target, message: str, settings: Settings) -> dict:
+    """Publish ``local``; returns what was done. Raises PublishError with one-line reasons."""
+    if not local.is_dir() or not _files(local):
+        raise PublishError(f"{local} is not a folder with files to upload")
+    with _session(target, settings) as (runner, ws):
         journal = Journal(local, f"{target.dvc_remote}::{target.remote_dir_path}")
         destination = ws.dir / target.remote_dir_path
         if destination.exists():
@@ -281,19 +289,9 @@ def upload(local: Path, target: Target, message: str, settings: Settings) -> dic
 
 def download(local: Path, target: Target, settings: Settings) -> dict:
     """Bring a published folder back: the git pointer, then ``dvc pull`` with verify on."""
-    creds = Credentials.from_env(target.owner)
-    check_remote(creds, str(target.dvc_remote))
     if local.exists() and any(local.iterdir()):
         raise PublishError(f"{local} is not empty: download into a new folder")
-    deadline = time.monotonic() + settings.timeout_s
-    with ExitStack() as stack:
-        env = {
-            **dvc_env(creds, str(target.dvc_remote), stack),
-            **git_env(creds, str(target.git_url)),
-        }
-        runner = Runner(env, creds.secrets(), deadline, settings.verbose)
-        ws = Workspace(target, runner, settings)
-        ws.prepare()
+    with _session(target, settings) as (_, ws):
         if not ws.pointer().exists():
             raise PublishError(
                 f"{target.remote_dir_path}.dvc is not on branch {target.branch} of {target.git_url}"

@@ -73,6 +73,7 @@ def test_profiles_a_model_on_the_cpu(tmp_path, model, layers_at_least, conv_grou
     phases = list(markers[markers.run.isna()].event)
     assert phases == [
         "load_start",
+        "load_end",
         "compile_start",
         "compile_end",
         "warmup_start",

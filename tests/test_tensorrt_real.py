@@ -1,0 +1,66 @@
+"""The real TensorRT path, where TensorRT is installed (a Jetson, a GPU box with TensorRT):
+``python -m model --backend tensorrt`` end to end. Elsewhere these tests are skipped, saying
+why. On a Jetson, inside the container: ``python -m pytest -m tensorrt``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from tests.conftest import run_entry
+
+
+def _why_not() -> str | None:
+    for module in ("tensorrt", "torch_tensorrt"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed here"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA GPU here"
+    return None
+
+
+pytestmark = [
+    pytest.mark.tensorrt,
+    pytest.mark.skipif(_why_not() is not None, reason=str(_why_not())),
+]
+
+
+def test_real_engine_profiles_every_layer_with_windows_inside_inferences(tmp_path):
+    import pandas as pd
+
+    result = run_entry(
+        [
+            "-m",
+            "model",
+            "--model",
+            "resnet18",
+            "--backend",
+            "tensorrt",
+            "--weights",
+            "random",
+            "--runs",
+            "200",
+            "--profile-runs",
+            "50",
+            "--result-dir",
+            str(tmp_path),
+        ],
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "resnet18"
+    engine = json.loads((folder / "trt_profiling/trt_engine_info.json").read_text())
+    convs = [layer for layer in engine["Layers"] if layer.get("LayerType") == "CaskConvolution"]
+    assert convs and all("Kernel" in c for c in convs)  # detailed profiling verbosity
+    latency = json.loads((folder / "trt_profiling/trt_layer_latency.json").read_text())
+    assert latency and all(len(pairs) == 50 for pairs in latency.values())
+    records = pd.read_csv(folder / "trt_profiling/trt_layer_records.csv")
+    markers = pd.read_csv(folder / "resnet18_markers.csv")
+    starts = markers[markers.event == "inference_start"].set_index("run")["mono_ns"]
+    for run, group in records.groupby("run"):
+        assert (group.start_mono_ns >= starts[run]).all()
+        assert (group.start_mono_ns.diff().dropna() >= 0).all()
