@@ -108,7 +108,7 @@ class _Output:
         self.read_ns_sum = self.read_ns_max = 0
         self.first_stamp: int | None = None
         self.last_stamp: int | None = None
-        self.last_row: list | None = None
+        self.last_key: tuple | None = None
         self.power_min, self.power_max, self.power_sum = math.inf, -math.inf, 0.0
 
     def format(self, batch: list[tuple[int, int, int, list]]) -> None:
@@ -129,11 +129,12 @@ class _Output:
             if self.last_stamp is not None and stamp - self.last_stamp > 2 * self.period:
                 self.gaps += 1
                 self.longest_gap = max(self.longest_gap, stamp - self.last_stamp)
-            if row != self.last_row:
+            key = sensor.update_key(row)
+            if key != self.last_key:
                 self.distinct += 1
             if self.first_stamp is None:
                 self.first_stamp = stamp
-            self.last_row, self.last_stamp = row, stamp
+            self.last_key, self.last_stamp = key, stamp
             self.samples += 1
             self.power_min, self.power_max = min(self.power_min, board), max(self.power_max, board)
             self.power_sum += board

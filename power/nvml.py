@@ -80,6 +80,9 @@ class NvmlSensor(Sensor):
     def board_power_uw(self, row: list[float]) -> float:
         return row[0]
 
+    def update_key(self, row: list[float]) -> tuple:
+        return (row[0],)  # the energy column is read only every ENERGY_EVERY samples
+
     def refresh_interval_s(self) -> float:
         return REFRESH_S
 

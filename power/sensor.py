@@ -92,6 +92,10 @@ class Sensor(ABC):
     def board_power_uw(self, row: list[float]) -> float:
         """Board-input power in µW for one row."""
 
+    def update_key(self, row: list[float]) -> tuple:
+        """What changes when the sensor produces a new value (for counting distinct updates)."""
+        return tuple(row)
+
     def board_voltage_current(self, row: list[float]) -> tuple[float, float] | None:
         """(mV, mA) whose product is the board-input power, or None where the sensor has none."""
         return None
