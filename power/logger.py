@@ -181,7 +181,7 @@ def log_power(
     tighten_timer_slack()
     out = _Output(sensor, out_dir, names, clock, period, on_sample)
     errors: Counter[str] = Counter()
-    pending: list[tuple[int, int, int, list]] = []  # (due, t0, t1, row): formatted at flush
+    pending: list[tuple[int, int, int, list]] = []  # (due, t0, t1, row), formatted in batches
     skipped_slots = 0
     read = sensor.read
     monotonic_ns, sleep = time.monotonic_ns, time.sleep
@@ -196,7 +196,8 @@ def log_power(
             if deadline is not None and t0 >= deadline:
                 break
             try:
-                pending.append((due, t0, monotonic_ns(), read()))
+                row = read()
+                pending.append((due, t0, monotonic_ns(), row))  # t1 after the read
             except OSError as exc:
                 errors[errno.errorcode.get(exc.errno or 0, str(exc))] += 1
             except ValueError:

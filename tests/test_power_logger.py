@@ -157,3 +157,26 @@ def test_bad_flags_get_a_one_line_error(args):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "error:" in lines[0] and "--help" in lines[0]
+
+
+def test_each_sample_is_stamped_at_the_middle_of_its_read(tmp_path):
+    """A sensor double whose read takes 2 ms: the stamp must sit inside the read."""
+    from tests.test_idle import ScriptedSensor
+
+    class SlowSensor(ScriptedSensor):
+        def read(self):
+            self.before = time.monotonic_ns()
+            time.sleep(0.002)
+            row = super().read()
+            self.after = time.monotonic_ns()
+            self.stamps.append((self.before, self.after))
+            return row
+
+    sensor = SlowSensor(lambda n: 4e6)
+    sensor.stamps = []
+    log_power(sensor, tmp_path, "slow", hz=100, duration_s=0.3)
+    rails = pd.read_csv(tmp_path / "slow_power_rails.csv")
+    assert len(rails) == len(sensor.stamps) > 10
+    assert (rails["read_ns"] >= 2_000_000).all()
+    for stamp, (before, after) in zip(rails["mono_ns"], sensor.stamps, strict=True):
+        assert before <= stamp <= after
