@@ -355,6 +355,16 @@ def print_table(rows: list[dict]) -> None:
         print(f"{row['model']:<{width}}  {row['status']:<8}  {row.get('reason') or ''}")
 
 
+def _earlier_sweeps(meta_path: Path) -> list[dict]:
+    """The metadata of earlier sweeps on this result folder, oldest first."""
+    try:
+        previous = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return []
+    earlier = previous.pop("earlier_sweeps", [])
+    return [*earlier, previous]
+
+
 def _interrupt(signum, _frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -388,12 +398,16 @@ def sweep(args) -> int:
     config["power_source_resolved"] = source
     host_root = sysfs_root(args.sysfs_root if source != "sim" else None)
     meta = run_metadata(host_root, config, {"source": source}, Clock.now())
+    meta_path = result / "run_metadata.json"
+    earlier = _earlier_sweeps(meta_path)  # a resumed sweep keeps what the first ones recorded
+    meta["run_id"] = earlier[0].get("run_id", earlier[0]["created"]) if earlier else meta["created"]
+    meta["earlier_sweeps"] = earlier
     if is_jetson(meta) and meta["clocks_locked"] is False:
         log(
             "WARNING: clocks are not locked; run 'sudo jetson_clocks' on the host for "
             "comparable runs"
         )
-    (result / "run_metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     log(f"sweep: {len(args.models)} models, power source {source}, results in {result}")
 
     measure_idle(args, source)
@@ -416,10 +430,10 @@ def sweep(args) -> int:
     )
     meta["models"] = {r["model"]: {"status": r["status"], "reason": r.get("reason")} for r in rows}
     meta["finished"] = Clock.now().stamp()
-    (result / "run_metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     print_table(rows)
     failed = [r for r in rows if r["status"] == "failed"]
-    uploaded = upload(args, meta["created"])
+    uploaded = upload(args, meta["run_id"])
     if failed:
         return EXIT_MODEL_FAILED
     return uploaded or (0 if summary == 0 else EXIT_MODEL_FAILED)

@@ -80,6 +80,8 @@ def test_interrupted_sweep_resumes_and_completes(tmp_path):
     meta = json.loads((result / "run_metadata.json").read_text())
     assert meta["config"]["models"] == ["lenet", "resnet18"]
     assert meta["models"]["resnet18"]["status"] == "complete"
+    assert len(meta["earlier_sweeps"]) == 1  # the interrupted sweep's record is kept
+    assert meta["run_id"] == meta["earlier_sweeps"][0]["created"]
     assert {"host", "versions", "suite", "device_state", "unavailable"} <= set(meta)
     idle = json.loads((result / "idling_power.json").read_text())
     assert idle["avg_idle_power"] > 0
