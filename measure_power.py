@@ -102,7 +102,7 @@ def list_rails(sensor) -> None:
             f"{sensor.board_power_uw(row) / 1e6:.3f} W"
         )
     print(f"board-input power: {sensor.board_power_uw(row) / 1e6:.3f} W")
-    for note in getattr(sensor, "skipped", []):
+    for note in getattr(sensor, "skipped", []):  # sysfs sensors only
         print(f"  skipped {note}")
 
 

@@ -99,14 +99,23 @@ def sysfs_sensor(
             "check that /sys is visible in the container, elsewhere use --power-source sim or nvml"
         )
     board = board_input(rails, rail)
-    intervals = [r.config.get("update_interval") for r in rails if r.config.get("update_interval")]
-    refresh_s = min(intervals) / 1000.0 if intervals else 0.02
-    if any(r.driver == "ina3221" for r in rails) and intervals:
-        refresh_s = min(refresh_s, 0.0066)  # "7" is 3 × 2.2 ms = 6.6 ms rounded (§3)
     simulated = (root / SIMULATED_MARKER).exists()
-    sensor = SysfsSensor(rails, board, refresh_s, simulated=simulated, opener=opener)
-    sensor.skipped = skipped  # type: ignore[attr-defined]
-    return sensor
+    return SysfsSensor(
+        rails,
+        board,
+        refresh_interval(rails, board.rails),
+        simulated=simulated,
+        opener=opener,
+        skipped=skipped,
+    )
+
+
+def refresh_interval(rails: list[Rail], board: list[str]) -> float:
+    """Seconds between new values of the board-input rails' chips (``update_interval``, ms;
+    the INA3221's "7" is 3 × 2.2 ms = 6.6 ms rounded, §3); 20 ms where no chip says."""
+    values = [r.config.get("update_interval") for r in rails if r.name in board]
+    values = [6.6 if v == 7 else float(v) for v in values if v]
+    return min(values) / 1000.0 if values else 0.02
 
 
 def detect_source(root: Path | None = None) -> str:

@@ -31,10 +31,12 @@ class SysfsSensor(Sensor):
         refresh_s: float,
         simulated: bool = False,
         opener: Opener = open_readonly,
+        skipped: list[str] | None = None,
     ) -> None:
         self.rails = rails
         self.board = board
         self.simulated = simulated
+        self.skipped = skipped or []  # channels left out at discovery, with reasons
         self._refresh_s = refresh_s
         self._fds: list[tuple[SysfsFile | None, SysfsFile | None, SysfsFile | None]] = []
         try:
