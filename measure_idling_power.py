@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 from pathlib import Path
 
 from common.cli import OneLineParser
 from power.discovery import SOURCES, detect_source, open_sensor, sysfs_root
 from power.sensor import SensorNotFound
+from power.simulated import sensor_root
 
 
 def parse_args(argv: list[str] | None):
@@ -76,11 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     root = sysfs_root(args.sysfs_root)
     source = detect_source(root) if args.power_source == "auto" else args.power_source
     with contextlib.ExitStack() as stack:
-        if source == "sim" and args.sysfs_root is None:
-            from power.simulated import running_simulator
-
-            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="evb-sim-")))
-            stack.enter_context(running_simulator(root, "cpu"))
+        root = stack.enter_context(sensor_root(source, args.sysfs_root))
         try:
             sensor = open_sensor(source, root, args.rail)
         except SensorNotFound as exc:

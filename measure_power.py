@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 from pathlib import Path
 
 from common.cli import OneLineParser
 from power.discovery import SOURCES, detect_source, open_sensor, sysfs_root
 from power.sensor import SensorNotFound
+from power.simulated import sensor_root
 
 
 def parse_args(argv: list[str] | None):
@@ -118,11 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if source == "auto":
         source = detect_source(root)
     with contextlib.ExitStack() as stack:
-        if source == "sim" and args.sysfs_root is None:
-            from power.simulated import running_simulator
-
-            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="evb-sim-")))
-            stack.enter_context(running_simulator(root, args.sim_profile))
+        root = stack.enter_context(sensor_root(source, args.sysfs_root, args.sim_profile))
         try:
             sensor = open_sensor(source, root, args.rail, args.nvml_index)
         except SensorNotFound as exc:

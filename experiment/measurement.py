@@ -15,7 +15,6 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import ExitStack, contextmanager
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from power.clock import CLOCK_ORIGIN_ENV, Clock
 from power.process import PARENT_PID_ENV
+from power.simulated import sensor_root
 
 PROJECT = Path(__file__).resolve().parents[1]
 STOP_GRACE_S = 2.0
@@ -163,13 +163,9 @@ def measure(cfg: MeasureConfig, echo=sys.stderr) -> dict:
         try:
             write_status(model_dir, status)
             status["device_state_start"] = device_state(host_root)
-            root = cfg.sysfs_root
-            if cfg.power_source == "sim" and root is None:
-                from power.simulated import running_simulator
-
-                shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-                root = stack.enter_context(tempfile.TemporaryDirectory(prefix="evb-sim-", dir=shm))
-                stack.enter_context(running_simulator(Path(root), cfg.sim_profile))
+            root = stack.enter_context(
+                sensor_root(cfg.power_source, cfg.sysfs_root, cfg.sim_profile)
+            )
             logger_cmd = [
                 sys.executable,
                 str(PROJECT / "measure_power.py"),

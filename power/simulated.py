@@ -20,12 +20,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from power.discovery import SIMULATED_MARKER
+from power.discovery import SIMULATED_MARKER, sysfs_root
 from power.process import PARENT_PID_ENV, exit_with_parent
 
 DEVICE = "devices/platform/bus@0/c240000.i2c/i2c-1/1-0040"  # under sys/
@@ -234,3 +235,19 @@ def running_simulator(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextmanager
+def sensor_root(source: str, explicit: str | None, profile: str = "cpu") -> Iterator[Path]:
+    """The directory that stands for ``/`` when reading ``source``.
+
+    For ``sim`` without an explicit root: a fresh tree on tmpfs, kept moving by a simulator
+    process while the block runs. Otherwise ``--sysfs-root``, ``$EVB_SYSFS_ROOT`` or ``/``.
+    """
+    if source != "sim" or explicit is not None:
+        yield sysfs_root(explicit)
+        return
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(prefix="evb-sim-", dir=shm) as tree:
+        with running_simulator(Path(tree), profile):
+            yield Path(tree)
