@@ -50,35 +50,49 @@ def layer_power_table(records, power, idle_uw: float | None):
     )
 
 
-def map_downstream_files(latency_json, power_log, idle_uw: float | None):
-    """Window mapping straight from the downstream raw files (``<model>_power_log.log`` and the
-    layer-latency JSON), vectorized: what the downstream pipeline computes, row for row."""
+def load_downstream_files(latency_json, power_log) -> dict:
+    """The downstream raw files (``<model>_power_log.log`` and the layer-latency JSON) as arrays:
+    sample times and power, and per row its cycle, layer name, latency and window (ns; the
+    strings hold microseconds, and so does ``timedelta`` in the downstream method)."""
     import json
 
     import pandas as pd
 
     fmt = "%Y%m%d-%H:%M:%S.%f"
     log = pd.read_csv(power_log, header=None, names=["timestamp", "mV", "mA"])
-    t = pd.to_datetime(log["timestamp"], format=fmt).to_numpy().astype(np.int64)
-    power = (log["mV"] * log["mA"]).to_numpy(float)
-    layers = json.loads(open(latency_json).read())
     names, cycles, ms, stamps = [], [], [], []
-    for name, pairs in layers.items():
+    for name, pairs in json.loads(open(latency_json).read()).items():
         names += [name] * len(pairs)
         cycles += range(len(pairs))
         ms += [p[0] for p in pairs]
         stamps += [p[1] for p in pairs]
     end = pd.to_datetime(pd.Series(stamps), format=fmt).to_numpy().astype(np.int64)
     ms_arr = np.asarray(ms, dtype=float)
-    start = end - np.round(ms_arr * 1000).astype(np.int64) * 1000  # timedelta keeps µs
-    mean, count = window_means(t, power, start, end)
+    return {
+        "t_ns": pd.to_datetime(log["timestamp"], format=fmt).to_numpy().astype(np.int64),
+        "power": (log["mV"] * log["mA"]).to_numpy(float),
+        "cycle": cycles,
+        "layer_name": names,
+        "ms": ms_arr,
+        "start_ns": end - np.round(ms_arr * 1000).astype(np.int64) * 1000,
+        "end_ns": end,
+    }
+
+
+def map_downstream_files(latency_json, power_log, idle_uw: float | None):
+    """Window mapping straight from the downstream raw files, vectorized: what the downstream
+    pipeline computes, row for row."""
+    import pandas as pd
+
+    d = load_downstream_files(latency_json, power_log)
+    mean, count = window_means(d["t_ns"], d["power"], d["start_ns"], d["end_ns"])
     return pd.DataFrame(
         {
-            "cycle": cycles,
-            "layer_name": names,
+            "cycle": d["cycle"],
+            "layer_name": d["layer_name"],
             "power": mean,
             "power_excl_idle": mean - idle_uw if idle_uw is not None else np.nan,
-            "layer_run_time": ms_arr,
+            "layer_run_time": d["ms"],
             "samples": count,
         }
     )
