@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
+import numpy as np
+
 CLOCK_ORIGIN_ENV = "EVB_CLOCK_ORIGIN"
 WALL_FORMAT = "%Y%m%d-%H:%M:%S.%f"  # downstream contract, data-formats.md
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
@@ -56,6 +58,12 @@ class Clock:
         """The downstream timestamp string (local time, microseconds) for a monotonic stamp."""
         seconds, nanos = divmod(self.wall_ns_of(mono_ns), 1_000_000_000)
         return _second_prefix(seconds) + f"{nanos // 1000:06d}"
+
+    def wall_strings(self, mono_ns: np.ndarray) -> list[str]:
+        """``wall_string`` of every stamp of an int64 array, for a batch of samples."""
+        seconds, nanos = np.divmod(mono_ns - self.mono_ns + self.wall_ns, 1_000_000_000)
+        prefixes = map(_second_prefix, seconds.tolist())
+        return list(map("%s%06d".__mod__, zip(prefixes, (nanos // 1000).tolist(), strict=True)))
 
     def stamp(self, mono_ns: int | None = None) -> str:
         """The coarse ``%Y%m%d-%H%M%S`` stamp used in summary files."""

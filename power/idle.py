@@ -14,6 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
+
 from power.clock import Clock
 from power.logger import file_names, log_power
 from power.sensor import Sensor
@@ -71,9 +73,11 @@ def measure_idle(
     powers: list[float] = []
     start = time.monotonic()
 
-    def on_sample(stamp: int, board: float) -> None:
-        batches.add(stamp, board)
-        powers.append(board)
+    def on_samples(stamps: np.ndarray, board: np.ndarray) -> None:
+        values = board.tolist()
+        for stamp, value in zip(stamps.tolist(), values, strict=True):
+            batches.add(stamp, value)
+        powers.extend(values)
 
     def precise_enough() -> bool:
         if until_precision_pct is None or time.monotonic() - start < min_s:
@@ -89,7 +93,7 @@ def measure_idle(
         clock,
         should_stop=precise_enough,
         duration_s=duration_s,
-        on_sample=on_sample,
+        on_samples=on_samples,
     )
     if len(powers) < 2:
         raise RuntimeError(

@@ -9,8 +9,10 @@ Files written into ``out_dir`` (``prefix`` is the model name, or ``idle``):
 - ``<prefix>_power_summary.json``: written at stop (samples, achieved rate, gaps, errors,
   distinct updates, schedule lateness, sensor configuration).
 
-Lines are collected in memory and written with one ``os.write`` at least every 250 ms, so the
-files always end on a whole line and a killed logger leaves valid data up to its last write.
+On schedule the loop only reads (``Sensor.read_raw``: one ``os.pread`` per file) and keeps the
+raw sample. Every ``WRITE_S`` it decodes the batch, formats it column by column and writes each
+file with one ``os.write``, so the files always end on a whole line and a killed logger leaves
+valid data up to its last write (at most ``WRITE_S`` old, well inside the 250 ms promise).
 """
 
 from __future__ import annotations
@@ -18,19 +20,23 @@ from __future__ import annotations
 import ctypes
 import errno
 import json
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from common.linefile import FLUSH_S, LineWriter
+import numpy as np
+
+from common.linefile import LineWriter
 from power.clock import Clock
 from power.sensor import Sensor
 
-FORMAT_BATCH = 16  # samples formatted together
+WRITE_S = 0.1  # decode, format and write the pending samples this often
 HIST_BIN_NS = 10_000  # lateness histogram: 10 µs bins up to 100 ms
 HIST_BINS = 10_000
+
+Batch = list[tuple[int, int, int, object]]  # (due, t0, t1, raw sample): t0/t1 around the read
+SampleHook = Callable[[np.ndarray, np.ndarray], None]  # (stamps, board µW) of a batch
 
 
 def file_names(prefix: str) -> dict[str, str]:
@@ -55,37 +61,41 @@ class _Histogram:
     """Bounded-memory distribution of non-negative nanosecond values."""
 
     def __init__(self) -> None:
-        self.counts = [0] * (HIST_BINS + 1)
-        self.n = 0
+        self.counts = np.zeros(HIST_BINS + 1, dtype=np.int64)
         self.max_ns = 0
 
-    def add(self, ns: int) -> None:
-        self.counts[min(max(ns, 0) // HIST_BIN_NS, HIST_BINS)] += 1
-        self.n += 1
-        self.max_ns = max(self.max_ns, ns)
+    def add(self, ns: np.ndarray) -> None:
+        if len(ns):
+            bins = np.minimum(np.maximum(ns, 0) // HIST_BIN_NS, HIST_BINS)
+            self.counts += np.bincount(bins, minlength=HIST_BINS + 1)
+            self.max_ns = max(self.max_ns, int(ns.max()))
 
     def percentile_us(self, q: float) -> float | None:
-        if not self.n:
+        n = int(self.counts.sum())
+        if not n:
             return None
-        target = q / 100.0 * self.n
-        seen = 0
-        for i, count in enumerate(self.counts):
-            seen += count
-            if seen >= target:
-                return (i + 0.5) * HIST_BIN_NS / 1000.0
-        return self.max_ns / 1000.0
+        i = int(np.searchsorted(np.cumsum(self.counts), q / 100.0 * n))
+        if i >= HIST_BINS:
+            return self.max_ns / 1000.0
+        return (i + 0.5) * HIST_BIN_NS / 1000.0
 
 
-def _number(value: float) -> str:
-    """Integers as integers (sysfs values are), other numbers in full, NaN as empty."""
-    if value != value:  # noqa: PLR0124 - NaN test without a function call
-        return ""
-    as_int = int(value)
-    return str(as_int) if as_int == value else repr(value)
+def _rows_text(stamp: np.ndarray, read_ns: np.ndarray, walls: list[str], table: np.ndarray) -> str:
+    """The rails CSV lines of a batch: stamp, read time, wall string, then the ``table`` columns
+    as decimal text (integers as integers, as sysfs gives them; other numbers in full; NaN as
+    empty)."""
+    head = (stamp.tolist(), read_ns.tolist(), walls)
+    if (table == np.round(table)).all():  # False where any value is NaN
+        line = "%d,%d,%s" + ",%d" * table.shape[1] + "\n"
+        columns = table.astype(np.int64).T.tolist()
+        return "".join(map(line.__mod__, zip(*head, *columns, strict=True)))
+    cells = [["" if v != v else repr(v) for v in row] for row in table.tolist()]  # noqa: PLR0124
+    cells = [[c[:-2] if c.endswith(".0") else c for c in row] for row in cells]
+    return "".join(f"{s},{r},{w},{','.join(c)}\n" for s, r, w, c in zip(*head, cells, strict=True))
 
 
 class _Output:
-    """Formats a batch of raw samples into the files and keeps the running figures."""
+    """Decodes batches of raw samples into the files and keeps the running figures."""
 
     def __init__(
         self,
@@ -94,59 +104,98 @@ class _Output:
         names: dict,
         clock: Clock,
         period: int,
-        on_sample: Callable[[int, float], None] | None,
+        on_samples: SampleHook | None,
     ) -> None:
         self.sensor, self.out_dir, self.names, self.clock = sensor, out_dir, names, clock
-        self.period, self.on_sample = period, on_sample
+        self.period, self.on_samples = period, on_samples
         self.rails = LineWriter(
             out_dir / names["rails_csv"],
             "mono_ns,read_ns,timestamp,board_uW," + ",".join(sensor.columns) + "\n",
         )
         self.raw: LineWriter | None = None
+        self.errors: Counter[str] = Counter()
         self.lateness = _Histogram()
         self.samples = self.gaps = self.distinct = self.longest_gap = 0
         self.read_ns_sum = self.read_ns_max = 0
         self.first_stamp: int | None = None
         self.last_stamp: int | None = None
-        self.last_key: tuple | None = None
-        self.power_min, self.power_max, self.power_sum = math.inf, -math.inf, 0.0
+        self.last_key: np.ndarray | None = None
+        self.power_min, self.power_max, self.power_sum = np.inf, -np.inf, 0.0
 
-    def format(self, batch: list[tuple[int, int, int, list]]) -> None:
-        """Turn raw samples into lines (written at the next ``flush``) and update figures."""
-        sensor, wall_string = self.sensor, self.clock.wall_string
-        for due, t0, t1, row in batch:
-            stamp = (t0 + t1) // 2
-            board = sensor.board_power_uw(row)
-            wall = wall_string(stamp)
-            values = ",".join(map(_number, row))
-            self.rails.write(f"{stamp},{t1 - t0},{wall},{_number(board)},{values}\n")
-            vi = sensor.board_voltage_current(row)
-            if vi is not None:
-                if self.raw is None:
-                    self.raw = LineWriter(self.out_dir / self.names["raw_log"])
-                self.raw.write(f"{wall},{float(vi[0]):.1f},{float(vi[1]):.1f}\n")
-            self.lateness.add(t0 - due)
-            if self.last_stamp is not None and stamp - self.last_stamp > 2 * self.period:
-                self.gaps += 1
-                self.longest_gap = max(self.longest_gap, stamp - self.last_stamp)
-            key = sensor.update_key(row)
-            if key != self.last_key:
-                self.distinct += 1
-            if self.first_stamp is None:
-                self.first_stamp = stamp
-            self.last_key, self.last_stamp = key, stamp
-            self.samples += 1
-            self.power_min, self.power_max = min(self.power_min, board), max(self.power_max, board)
-            self.power_sum += board
-            self.read_ns_sum += t1 - t0
-            self.read_ns_max = max(self.read_ns_max, t1 - t0)
-            if self.on_sample is not None:
-                self.on_sample(stamp, board)
-
-    def flush(self) -> None:
+    def write(self, batch: Batch) -> None:
+        """Decode, format and write a batch of raw samples, and update the figures."""
+        if not batch:
+            return
+        dues, t0s, t1s, raws = zip(*batch, strict=True)
+        values, failed = self.sensor.decode(list(raws))
+        due, t0, t1 = (np.array(x, dtype=np.int64) for x in (dues, t0s, t1s))
+        if failed:
+            self.errors.update(failed.values())
+            keep = np.ones(len(batch), dtype=bool)
+            keep[list(failed)] = False
+            values, due, t0, t1 = values[keep], due[keep], t0[keep], t1[keep]
+            if not len(values):
+                return
+        stamp, read_ns = (t0 + t1) // 2, t1 - t0
+        board = self.sensor.board_power_uw(values)
+        walls = self.clock.wall_strings(stamp)
+        self.rails.write(_rows_text(stamp, read_ns, walls, np.column_stack([board, values])))
         self.rails.flush()
-        if self.raw is not None:
-            self.raw.flush()
+        self._write_raw(values, walls)
+        self._count(due, t0, stamp, read_ns, values, board)
+        if self.on_samples is not None:
+            self.on_samples(stamp, board)
+
+    def _write_raw(self, values: np.ndarray, walls: list[str]) -> None:
+        """The downstream raw format, for the rows with a usable board-input voltage."""
+        vi = self.sensor.board_voltage_current(values)
+        if vi is None:
+            return
+        mv, ma = vi
+        usable = np.isfinite(mv) & np.isfinite(ma)
+        if not usable.any():
+            return
+        if self.raw is None:
+            self.raw = LineWriter(self.out_dir / self.names["raw_log"])
+        wall = np.asarray(walls)[usable].tolist()
+        rows = zip(wall, mv[usable].tolist(), ma[usable].tolist(), strict=True)
+        self.raw.write("".join(map("%s,%.1f,%.1f\n".__mod__, rows)))
+        self.raw.flush()
+
+    def _count(
+        self,
+        due: np.ndarray,
+        t0: np.ndarray,
+        stamp: np.ndarray,
+        read_ns: np.ndarray,
+        values: np.ndarray,
+        board: np.ndarray,
+    ) -> None:
+        """Update the running figures of the summary with one decoded batch."""
+        self.lateness.add(t0 - due)
+        steps = np.diff(stamp, prepend=stamp[0] if self.last_stamp is None else self.last_stamp)
+        long_steps = steps[steps > 2 * self.period]
+        if len(long_steps):
+            self.gaps += len(long_steps)
+            self.longest_gap = max(self.longest_gap, int(long_steps.max()))
+        key_columns = self.sensor.key_columns
+        keys = values if key_columns is None else values[:, list(key_columns)]
+        if self.last_key is None:  # the first sample is a new value
+            self.distinct += 1
+            self.last_key = keys[:1]
+        previous = np.vstack([self.last_key, keys[:-1]])
+        same = (keys == previous) | (np.isnan(keys) & np.isnan(previous))
+        self.distinct += int((~same.all(axis=1)).sum())
+        self.last_key = keys[-1:]
+        if self.first_stamp is None:
+            self.first_stamp = int(stamp[0])
+        self.last_stamp = int(stamp[-1])
+        self.samples += len(stamp)
+        self.power_min = min(self.power_min, float(board.min()))
+        self.power_max = max(self.power_max, float(board.max()))
+        self.power_sum += float(board.sum())
+        self.read_ns_sum += int(read_ns.sum())
+        self.read_ns_max = max(self.read_ns_max, int(read_ns.max()))
 
     def close(self) -> None:
         self.rails.close()
@@ -163,15 +212,15 @@ def log_power(
     should_stop: Callable[[], bool] = lambda: False,
     duration_s: float | None = None,
     on_ready: Callable[[], None] | None = None,
-    on_sample: Callable[[int, float], None] | None = None,
+    on_samples: SampleHook | None = None,
 ) -> dict:
     """Sample ``sensor`` until ``should_stop()`` or ``duration_s``; return the summary.
 
     Samples are due at ``start + k × period`` (absolute deadlines, no drift); a late sample
     skips the slots it missed instead of bunching up. Each sample is stamped with the midpoint
     of ``monotonic_ns()`` before and after the read. Read errors are counted by errno and the
-    sample skipped. ``on_ready`` runs after the first samples reached the disk; ``on_sample``
-    gets each sample's monotonic stamp and board power (used by the idle measurement).
+    sample skipped. ``on_ready`` runs after the first samples reached the disk; ``on_samples``
+    gets each written batch's monotonic stamps and board power (used by the idle measurement).
     """
     clock = clock or Clock.from_env()
     hz = hz or sensor.default_hz()
@@ -179,47 +228,45 @@ def log_power(
     names = file_names(prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
     tighten_timer_slack()
-    out = _Output(sensor, out_dir, names, clock, period, on_sample)
-    errors: Counter[str] = Counter()
-    pending: list[tuple[int, int, int, list]] = []  # (due, t0, t1, row), formatted in batches
+    out = _Output(sensor, out_dir, names, clock, period, on_samples)
+    errors = out.errors
+    pending: Batch = []
     skipped_slots = 0
-    read = sensor.read
+    read_raw = sensor.read_raw
     monotonic_ns, sleep = time.monotonic_ns, time.sleep
     cpu_start = time.process_time()
     start = monotonic_ns()
-    deadline = start + int(duration_s * 1e9) if duration_s is not None else None
-    flush_ns = int(FLUSH_S * 1e9)
-    due = last_flush = start
+    deadline = start + int(duration_s * 1e9) if duration_s is not None else 1 << 62
+    write_ns = int(WRITE_S * 1e9)
+    due = next_write = start
     try:
         while not should_stop():
             t0 = monotonic_ns()
-            if deadline is not None and t0 >= deadline:
+            if t0 >= deadline:
                 break
             try:
-                row = read()
-                pending.append((due, t0, monotonic_ns(), row))  # t1 after the read
+                raw = read_raw()
+                pending.append((due, t0, monotonic_ns(), raw))  # t1 after the read
             except OSError as exc:
                 errors[errno.errorcode.get(exc.errno or 0, str(exc))] += 1
             except ValueError:
                 errors["EPARSE"] += 1
-            now = monotonic_ns()
-            if len(pending) >= FORMAT_BATCH or on_ready is not None:
-                out.format(pending)  # small batches: warm caches, short stalls
+            if t0 >= next_write or on_ready is not None:
+                out.write(pending)
                 pending = []
-            if now - last_flush >= flush_ns or (on_ready is not None and out.samples >= 2):
-                out.flush()
-                last_flush = now
+                next_write = t0 + write_ns
                 if on_ready is not None and out.samples >= 2:
                     on_ready()
                     on_ready = None
             due += period
+            now = monotonic_ns()
             if due <= now:
                 missed = (now - due) // period + 1
                 skipped_slots += missed
                 due += missed * period
             sleep((due - now) / 1e9)
     finally:
-        out.format(pending)
+        out.write(pending)
         out.close()
     end = time.monotonic_ns()
     cpu_s = time.process_time() - cpu_start

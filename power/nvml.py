@@ -36,6 +36,8 @@ class NvmlSensor(Sensor):
     """One GPU's power (µW) and, where the GPU has one, its energy counter (mJ)."""
 
     kind = "nvml"
+    board_columns = (0,)
+    key_columns = (0,)  # the energy column is read only every ENERGY_EVERY samples
 
     def __init__(self, index: int = 0) -> None:
         nv = self._nv = _pynvml()
@@ -76,12 +78,6 @@ class NvmlSensor(Sensor):
             raise OSError(0, f"NVML: {exc}") from None
         self._reads += 1
         return [power_uw, energy]
-
-    def board_power_uw(self, row: list[float]) -> float:
-        return row[0]
-
-    def update_key(self, row: list[float]) -> tuple:
-        return (row[0],)  # the energy column is read only every ENERGY_EVERY samples
 
     def refresh_interval_s(self) -> float:
         return REFRESH_S

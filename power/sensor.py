@@ -1,4 +1,8 @@
-"""What every power sensor offers the sampling loop: named columns, one row per read."""
+"""What every power sensor offers the sampling loop: named columns, one row per read.
+
+The loop's hot path only calls ``read_raw`` (for sysfs: one ``os.pread`` per file, nothing
+else); ``decode`` turns a batch of raw samples into a matrix of values later, off the schedule.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
 
 
 class SensorNotFound(RuntimeError):
@@ -14,14 +21,15 @@ class SensorNotFound(RuntimeError):
 
 
 class SysfsFile:
-    """A sysfs attribute opened once and re-read with ``os.pread`` at offset 0."""
+    """A sysfs attribute opened once and re-read with ``os.pread`` at offset 0.
+
+    ``read()`` is ``os.pread`` bound to the descriptor: one C call, no Python frame.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd = os.open(path, os.O_RDONLY)
-
-    def read(self) -> bytes:
-        return os.pread(self.fd, 64, 0)
+        self.read: Callable[[], bytes] = partial(os.pread, self.fd, 64, 0)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -74,10 +82,19 @@ class Rail:
 
 
 class Sensor(ABC):
-    """A set of rails read together as one row of numbers."""
+    """A set of rails read together as one row of numbers.
+
+    Subclasses say which columns make up the board-input power (``board_columns``, µW), which
+    give its voltage and current (``voltage_current_columns``: mV column, and mA column or None
+    where the current is board power / voltage), and which change when the hardware produces a
+    new value (``key_columns``, None: all).
+    """
 
     simulated: bool = False
     kind: str = "unknown"
+    board_columns: tuple[int, ...]
+    voltage_current_columns: tuple[int, int | None] | None = None
+    key_columns: tuple[int, ...] | None = None
 
     @property
     @abstractmethod
@@ -88,17 +105,37 @@ class Sensor(ABC):
     def read(self) -> list[float]:
         """One row of values; raises OSError or ValueError when the read fails."""
 
-    @abstractmethod
-    def board_power_uw(self, row: list[float]) -> float:
-        """Board-input power in µW for one row."""
+    def read_raw(self) -> object:
+        """One sample as cheaply as possible, for ``decode`` later; raises OSError."""
+        return self.read()
 
-    def update_key(self, row: list[float]) -> tuple:
-        """What changes when the sensor produces a new value (for counting distinct updates)."""
-        return tuple(row)
+    def decode(self, raws: list) -> tuple[np.ndarray, dict[int, str]]:
+        """Rows of values (float, NaN where missing) for raw samples, and the index and error
+        name (``ENODATA``, ``EPARSE``) of those that could not be decoded."""
+        return np.array(raws, dtype=np.float64).reshape(len(raws), len(self.columns)), {}
 
-    def board_voltage_current(self, row: list[float]) -> tuple[float, float] | None:
-        """(mV, mA) whose product is the board-input power, or None where the sensor has none."""
-        return None
+    def board_power_uw(self, values: np.ndarray | list[float]) -> np.ndarray:
+        """Board-input power in µW of one row, or of each row of a matrix."""
+        return np.asarray(values, dtype=np.float64)[..., list(self.board_columns)].sum(axis=-1)
+
+    def board_voltage_current(
+        self, values: np.ndarray | list[float]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Board-input (mV, mA) of one row or of each row, whose product is the board-input
+        power; NaN where there is no usable voltage; None where the sensor has no voltage.
+
+        Where the board input is a sum of rails (AGX Orin, AGX Xavier), the voltage is the first
+        summed rail's and the current is the equivalent current at that voltage, so that
+        mV × mA is the summed power, as the downstream reader computes it.
+        """
+        if self.voltage_current_columns is None:
+            return None
+        values = np.asarray(values, dtype=np.float64)
+        v_col, c_col = self.voltage_current_columns
+        mv = values[..., v_col]
+        mv = np.where(mv == 0, np.nan, mv)
+        ma = values[..., c_col] if c_col is not None else self.board_power_uw(values) / mv
+        return mv, ma
 
     @abstractmethod
     def describe(self) -> dict:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import math
+from itertools import chain
 
-from power.sensor import Opener, Rail, Sensor, SysfsFile, open_readonly, read_int
+import numpy as np
+
+from power.sensor import Opener, Rail, Sensor, SysfsFile, open_readonly
 
 
 class BoardInput:
@@ -19,7 +21,7 @@ class SysfsSensor(Sensor):
     """Reads every rail's voltage and current (and power file where it has one) per row.
 
     Each file is opened once and re-read with ``os.pread``; power = mV × mA (µW) unless the
-    rail has its own power file (ina238 µW).
+    rail has its own power file (ina238 µW). A raw sample is the list of the files' bytes.
     """
 
     kind = "sysfs"
@@ -38,19 +40,26 @@ class SysfsSensor(Sensor):
         self.simulated = simulated
         self.skipped = skipped or []  # channels left out at discovery, with reasons
         self._refresh_s = refresh_s
-        self._fds: list[tuple[SysfsFile | None, SysfsFile | None, SysfsFile | None]] = []
+        self._files: list[SysfsFile] = []
+        # per rail: the index in a raw sample of its voltage, current and power file, or None
+        self._layout: list[tuple[int | None, int | None, int | None]] = []
         try:
             for rail in rails:
-                vfile, cfile, pfile = (
-                    opener(path) if path else None
-                    for path in (rail.voltage_file, rail.current_file, rail.power_file)
-                )
-                self._fds.append((vfile, cfile, pfile))
+                slots = []
+                for path in (rail.voltage_file, rail.current_file, rail.power_file):
+                    if path:
+                        self._files.append(opener(path))
+                    slots.append(len(self._files) - 1 if path else None)
+                self._layout.append((slots[0], slots[1], slots[2]))
         except OSError:
             self.close()
             raise
+        self._readers = [file.read for file in self._files]
         index = {rail.name: i for i, rail in enumerate(rails)}
-        self._board_idx = [index[name] for name in board.rails]
+        board_idx = [index[name] for name in board.rails]
+        self.board_columns = tuple(3 * i + 2 for i in board_idx)
+        first = board_idx[0]
+        self.voltage_current_columns = (3 * first, 3 * first + 1 if len(board_idx) == 1 else None)
 
     @property
     def columns(self) -> list[str]:
@@ -59,35 +68,40 @@ class SysfsSensor(Sensor):
             cols += [f"{rail.name}_mV", f"{rail.name}_mA", f"{rail.name}_uW"]
         return cols
 
+    def read_raw(self) -> list[bytes]:
+        return [read() for read in self._readers]
+
     def read(self) -> list[float]:
-        row: list[float] = []
-        for rail, (vfd, cfd, pfd) in zip(self.rails, self._fds, strict=True):
-            mv = float(read_int(vfd)) if vfd is not None else float("nan")
-            ma = float(read_int(cfd)) if cfd is not None else float("nan")
-            if pfd is not None:
-                uw = read_int(pfd) * rail.power_scale_uw
+        values, failed = self.decode([self.read_raw()])
+        if failed:
+            raise ValueError(f"unreadable sensor value ({failed[0]})")
+        return values[0].tolist()
+
+    def decode(self, raws: list) -> tuple[np.ndarray, dict[int, str]]:
+        n, width = len(raws), len(self._files)
+        failed: dict[int, str] = {}
+        try:  # one C-level pass: int() accepts b"5160\n"
+            flat = np.fromiter(map(int, chain.from_iterable(raws)), np.float64, n * width)
+        except ValueError:
+            flat = np.empty(n * width)
+            for i, raw in enumerate(raws):
+                try:
+                    flat[i * width : (i + 1) * width] = [int(value) for value in raw]
+                except ValueError:
+                    failed[i] = "ENODATA" if b"" in raw else "EPARSE"
+                    flat[i * width : (i + 1) * width] = np.nan
+        files = flat.reshape(n, width)
+        values = np.full((n, 3 * len(self.rails)), np.nan)
+        for i, (rail, (v, c, p)) in enumerate(zip(self.rails, self._layout, strict=True)):
+            if v is not None:
+                values[:, 3 * i] = files[:, v]
+            if c is not None:
+                values[:, 3 * i + 1] = files[:, c]
+            if p is not None:
+                values[:, 3 * i + 2] = files[:, p] * rail.power_scale_uw
             else:
-                uw = mv * ma
-            row += [mv, ma, uw]
-        return row
-
-    def board_power_uw(self, row: list[float]) -> float:
-        return sum(row[3 * i + 2] for i in self._board_idx)
-
-    def board_voltage_current(self, row: list[float]) -> tuple[float, float] | None:
-        """The board-input rail's (mV, mA).
-
-        Where the board input is a sum of rails (AGX Orin, AGX Xavier), the voltage is the first
-        summed rail's and the current is the equivalent current at that voltage, so that
-        mV × mA is the summed power, as the downstream reader computes it.
-        """
-        first = self._board_idx[0]
-        mv = row[3 * first]
-        if math.isnan(mv) or mv == 0:  # no usable voltage
-            return None
-        if len(self._board_idx) == 1:
-            return mv, row[3 * first + 1]
-        return mv, self.board_power_uw(row) / mv
+                values[:, 3 * i + 2] = values[:, 3 * i] * values[:, 3 * i + 1]
+        return values, failed
 
     def refresh_interval_s(self) -> float:
         return self._refresh_s
@@ -103,8 +117,6 @@ class SysfsSensor(Sensor):
         }
 
     def close(self) -> None:
-        for files in self._fds:
-            for file in files:
-                if file is not None:
-                    file.close()
-        self._fds = []
+        for file in self._files:
+            file.close()
+        self._files = []

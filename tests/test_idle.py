@@ -14,6 +14,9 @@ from power.sensor import Sensor
 class ScriptedSensor(Sensor):
     """Board power from a function of the read count, as one rail."""
 
+    board_columns = (2,)
+    voltage_current_columns = (0, 1)
+
     def __init__(self, power) -> None:
         self.power, self.n = power, 0
 
@@ -25,12 +28,6 @@ class ScriptedSensor(Sensor):
         self.n += 1
         uw = self.power(self.n)
         return [5000.0, uw / 5000.0, uw]
-
-    def board_power_uw(self, row):
-        return row[2]
-
-    def board_voltage_current(self, row):
-        return row[0], row[1]
 
     def describe(self):
         return {"kind": "scripted", "board_input_rails": ["X"], "board_input_rule": "test"}

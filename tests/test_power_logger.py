@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -96,6 +97,63 @@ def test_enodata_during_the_run_skips_samples(tmp_path):
     failing = SysfsSensor(sensor.rails, sensor.board, 0.0066, opener=bad)
     summary = log_power(failing, tmp_path / "out", "x", hz=300, duration_s=0.2)
     assert summary["samples"] == 0 and summary["errors"]["ENODATA"] > 20
+
+
+class _FlakyFile:
+    """A sysfs attribute whose every 7th read comes back empty and every 11th (not 7th) garbled,
+    as a misbehaving driver might (the sysfs boundary)."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.reads = path, 0
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def read(self) -> bytes:
+        self.reads += 1
+        if self.reads % 7 == 0:
+            return b""
+        if self.reads % 11 == 0:
+            return b"12x\n"
+        return os.pread(self.fd, 64, 0)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def test_empty_and_garbled_values_are_counted_and_only_those_samples_skipped(tmp_path):
+    trees.orin_nano_jp6(tmp_path / "tree")
+    hw = next((tmp_path / "tree/sys/bus/i2c/drivers/ina3221/1-0040/hwmon").iterdir())
+    target = os.path.realpath(hw / "curr1_input")
+    flaky: list[_FlakyFile] = []
+    from power.sensor import SysfsFile
+
+    def opener(path):
+        if os.path.realpath(path) != target:
+            return SysfsFile(path)
+        flaky.append(_FlakyFile(path))
+        return flaky[-1]
+
+    sensor = sysfs_sensor(tmp_path / "tree", opener=opener)
+    summary = log_power(sensor, tmp_path / "out", "x", hz=500, duration_s=0.4)
+    reads = flaky[-1].reads  # the sensor's own file (discovery probed an earlier one)
+    empty = reads // 7
+    garbled = reads // 11 - reads // 77
+    assert summary["errors"] == {"ENODATA": empty, "EPARSE": garbled}
+    assert summary["samples"] == reads - empty - garbled > 100
+    rails = pd.read_csv(tmp_path / "out/x_power_rails.csv")
+    assert len(rails) == summary["samples"]
+    assert (rails["VDD_IN_mA"] == int((hw / "curr1_input").read_text())).all()
+    assert (rails["board_uW"] == rails["VDD_IN_mV"] * rails["VDD_IN_mA"]).all()
+    raw = (tmp_path / "out/x_power_log.log").read_text().splitlines()
+    assert len(raw) == len(rails) and all(RAW_LINE.match(line) for line in raw)
+
+
+def test_batch_wall_strings_match_single_ones():
+    clock = Clock.now()
+    start = clock.mono_ns + 1_000_000_000 - clock.wall_ns % 1_000_000_000 - 3_000  # 3 µs before
+    stamps = [start + k * 1_500 for k in range(5)]  # a second boundary
+    batch = clock.wall_strings(np.array(stamps, dtype=np.int64))
+    assert batch == [clock.wall_string(stamp) for stamp in stamps]
+    assert batch[0][:17] != batch[-1][:17]
 
 
 def _start_logger(out, sim_root, hz):
