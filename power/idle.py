@@ -73,17 +73,17 @@ def measure_idle(
     powers: list[float] = []
     start = time.monotonic()
 
+    precise = False  # checked once per written batch, not on the sampling schedule
+
     def on_samples(stamps: np.ndarray, board: np.ndarray) -> None:
+        nonlocal precise
         values = board.tolist()
         for stamp, value in zip(stamps.tolist(), values, strict=True):
             batches.add(stamp, value)
         powers.extend(values)
-
-    def precise_enough() -> bool:
-        if until_precision_pct is None or time.monotonic() - start < min_s:
-            return False
-        ci = batches.ci95()
-        return ci is not None and ci[1] <= until_precision_pct / 100.0 * abs(ci[0])
+        if until_precision_pct is not None and time.monotonic() - start >= min_s:
+            ci = batches.ci95()
+            precise = ci is not None and ci[1] <= until_precision_pct / 100.0 * abs(ci[0])
 
     summary = log_power(
         sensor,
@@ -91,7 +91,7 @@ def measure_idle(
         PREFIX,
         hz,
         clock,
-        should_stop=precise_enough,
+        should_stop=lambda: precise,
         duration_s=duration_s,
         on_samples=on_samples,
     )

@@ -85,7 +85,7 @@ def _rows_text(stamp: np.ndarray, read_ns: np.ndarray, walls: list[str], table: 
     as decimal text (integers as integers, as sysfs gives them; other numbers in full; NaN as
     empty)."""
     head = (stamp.tolist(), read_ns.tolist(), walls)
-    if (table == np.round(table)).all():  # False where any value is NaN
+    if np.isfinite(table).all() and (table == np.round(table)).all():
         line = "%d,%d,%s" + ",%d" * table.shape[1] + "\n"
         columns = table.astype(np.int64).T.tolist()
         return "".join(map(line.__mod__, zip(*head, *columns, strict=True)))
