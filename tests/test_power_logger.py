@@ -50,35 +50,48 @@ def test_logger_streams_every_rail_and_the_raw_format(sim_tree, tmp_path):
     assert on_disk["samples"] == summary["samples"]
 
 
-class _VanishingFile:
-    """A sysfs file that starts failing with ENODEV after ``good`` reads (device removed)."""
+class _ScriptedFile:
+    """A sysfs attribute (the sysfs boundary) whose n-th read (from 1) returns ``script(n)``
+    where that is bytes, raises where it raises, and reads the real file where it is None."""
 
-    def __init__(self, path: str, good: int) -> None:
-        self.path, self.left = path, good
+    def __init__(self, path: str, script) -> None:
+        self.path, self.script, self.reads = path, script, 0
         self.fd = os.open(path, os.O_RDONLY)
 
     def read(self) -> bytes:
-        self.left -= 1
-        if self.left < 0:
-            raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
-        return os.pread(self.fd, 64, 0)
+        self.reads += 1
+        scripted = self.script(self.reads)
+        return os.pread(self.fd, 64, 0) if scripted is None else scripted
 
     def close(self) -> None:
         os.close(self.fd)
 
 
-def test_read_errors_are_counted_and_never_kill_the_logger(tmp_path):
-    trees.orin_nano_jp6(tmp_path / "tree")
-    hw = next((tmp_path / "tree/sys/bus/i2c/drivers/ina3221/1-0040/hwmon").iterdir())
+def _sensor_with_scripted_current(tree, script):
+    """The Orin Nano sensor with ``VDD_IN``'s current file scripted; returns it, the hwmon
+    directory and the list of scripted files opened (discovery probes one first)."""
+    trees.orin_nano_jp6(tree)
+    hw = next((tree / "sys/bus/i2c/drivers/ina3221/1-0040/hwmon").iterdir())
     target = os.path.realpath(hw / "curr1_input")
+    opened: list[_ScriptedFile] = []
     from power.sensor import SysfsFile
 
     def opener(path):
-        if os.path.realpath(path) == target:
-            return _VanishingFile(path, good=20)
-        return SysfsFile(path)
+        if os.path.realpath(path) != target:
+            return SysfsFile(path)
+        opened.append(_ScriptedFile(path, script))
+        return opened[-1]
 
-    sensor = sysfs_sensor(tmp_path / "tree", opener=opener)
+    return sysfs_sensor(tree, opener=opener), hw, opened
+
+
+def _vanish_after_20(n: int) -> None:
+    if n > 20:
+        raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))  # the device was removed
+
+
+def test_read_errors_are_counted_and_never_kill_the_logger(tmp_path):
+    sensor, _, _ = _sensor_with_scripted_current(tmp_path / "tree", _vanish_after_20)
     summary = log_power(sensor, tmp_path / "out", "x", hz=500, duration_s=0.3)
     assert summary["samples"] == 20
     assert summary["errors"]["ENODEV"] >= 50
@@ -99,42 +112,15 @@ def test_enodata_during_the_run_skips_samples(tmp_path):
     assert summary["samples"] == 0 and summary["errors"]["ENODATA"] > 20
 
 
-class _FlakyFile:
-    """A sysfs attribute whose every 7th read comes back empty and every 11th (not 7th) garbled,
-    as a misbehaving driver might (the sysfs boundary)."""
-
-    def __init__(self, path: str) -> None:
-        self.path, self.reads = path, 0
-        self.fd = os.open(path, os.O_RDONLY)
-
-    def read(self) -> bytes:
-        self.reads += 1
-        if self.reads % 7 == 0:
-            return b""
-        if self.reads % 11 == 0:
-            return b"12x\n"
-        return os.pread(self.fd, 64, 0)
-
-    def close(self) -> None:
-        os.close(self.fd)
+def _empty_or_garbled(n: int) -> bytes | None:
+    """Every 7th read empty, every 11th (not 7th) garbled, as a misbehaving driver might."""
+    return b"" if n % 7 == 0 else b"12x\n" if n % 11 == 0 else None
 
 
 def test_empty_and_garbled_values_are_counted_and_only_those_samples_skipped(tmp_path):
-    trees.orin_nano_jp6(tmp_path / "tree")
-    hw = next((tmp_path / "tree/sys/bus/i2c/drivers/ina3221/1-0040/hwmon").iterdir())
-    target = os.path.realpath(hw / "curr1_input")
-    flaky: list[_FlakyFile] = []
-    from power.sensor import SysfsFile
-
-    def opener(path):
-        if os.path.realpath(path) != target:
-            return SysfsFile(path)
-        flaky.append(_FlakyFile(path))
-        return flaky[-1]
-
-    sensor = sysfs_sensor(tmp_path / "tree", opener=opener)
+    sensor, hw, opened = _sensor_with_scripted_current(tmp_path / "tree", _empty_or_garbled)
     summary = log_power(sensor, tmp_path / "out", "x", hz=500, duration_s=0.4)
-    reads = flaky[-1].reads  # the sensor's own file (discovery probed an earlier one)
+    reads = opened[-1].reads  # the sensor's own file (discovery probed an earlier one)
     empty = reads // 7
     garbled = reads // 11 - reads // 77
     assert summary["errors"] == {"ENODATA": empty, "EPARSE": garbled}
