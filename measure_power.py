@@ -126,7 +126,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         stack.callback(sensor.close)
         if args.list:
-            list_rails(sensor)
+            try:
+                list_rails(sensor)
+            except (OSError, ValueError) as exc:
+                print(
+                    f"measure_power: the sensor was found but a read failed ({exc})",
+                    file=sys.stderr,
+                )
+                return 1
             return 0
         from power.logger import log_power
 

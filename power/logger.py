@@ -157,8 +157,9 @@ class _Output:
             return
         if self.raw is None:
             self.raw = LineWriter(self.out_dir / self.names["raw_log"])
-        wall = np.asarray(walls)[usable].tolist()
-        rows = zip(wall, mv[usable].tolist(), ma[usable].tolist(), strict=True)
+        if not usable.all():
+            walls, mv, ma = np.asarray(walls)[usable].tolist(), mv[usable], ma[usable]
+        rows = zip(walls, mv.tolist(), ma.tolist(), strict=True)
         self.raw.write("".join(map("%s,%.1f,%.1f\n".__mod__, rows)))
         self.raw.flush()
 
