@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from common.cli import OneLineParser
-from power.discovery import SOURCES, detect_source, open_sensor, sysfs_root
+from power.cli import add_sensor_arguments, resolved_source
+from power.discovery import open_sensor
 from power.sensor import SensorNotFound
 from power.simulated import sensor_root
 
@@ -52,15 +53,7 @@ def parse_args(argv: list[str] | None):
         metavar="PCT",
         help="warn when the two halves of the window differ by more than PCT %%",
     )
-    p.add_argument("--hz", type=float, default=None, help="sampling rate (default: sensor's)")
-    p.add_argument(
-        "--power-source",
-        choices=SOURCES,
-        default="auto",
-        help="auto = INA3221 where found, else NVML, else simulated",
-    )
-    p.add_argument("--rail", default=None, help="board-input rail override (NAME or A+B)")
-    p.add_argument("--sysfs-root", default=None, help="directory that stands for / (tests)")
+    add_sensor_arguments(p)
     args = p.parse_args(argv)
     if args.idle_duration <= 0 or args.min_duration < 0:
         p.error("--idle-duration must be positive and --min-duration not negative")
@@ -73,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from power.idle import measure_idle
 
-    root = sysfs_root(args.sysfs_root)
-    source = detect_source(root) if args.power_source == "auto" else args.power_source
+    source = resolved_source(args)
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(sensor_root(source, args.sysfs_root))
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common.cli import OneLineParser
 from model.cli import add_model_arguments, model_flags, validate
-from power.discovery import SOURCES
+from power.cli import add_sensor_arguments, resolved_source
 
 
 def parse_cpus(text: str) -> set[int]:
@@ -34,15 +34,7 @@ def build_parser() -> OneLineParser:
     p = OneLineParser(description=doc[1], epilog=doc[2])
     add_model_arguments(p)
     p.add_argument("--result-dir", type=Path, default=Path("raw_data"), help="result folder")
-    p.add_argument(
-        "--power-source",
-        choices=SOURCES,
-        default="auto",
-        help="auto = INA3221 where found, else NVML, else the simulated sensor",
-    )
-    p.add_argument("--rail", default=None, help="board-input rail override (NAME or A+B)")
-    p.add_argument("--hz", type=float, default=None, help="power sampling rate (default: sensor's)")
-    p.add_argument("--sysfs-root", default=None, help="directory that stands for / (tests)")
+    add_sensor_arguments(p)
     p.add_argument(
         "--timeout",
         type=float,
@@ -78,11 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if os.environ.get(PARENT_PID_ENV):  # started by the sweep: stop (cleanly) if it dies
         exit_with_parent()
-    from power.discovery import detect_source, sysfs_root
-
-    source = args.power_source
-    if source == "auto":
-        source = detect_source(sysfs_root(args.sysfs_root))
+    source = resolved_source(args)
     logger_cpus, profiler_cpus = default_cpus()
     cfg = MeasureConfig(
         model=args.model,

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from common.cli import OneLineParser
-from power.discovery import SOURCES, detect_source, open_sensor, sysfs_root
+from power.cli import add_sensor_arguments, resolved_source
+from power.discovery import open_sensor
 from power.sensor import SensorNotFound
 from power.simulated import sensor_root
 
@@ -33,28 +34,7 @@ def parse_args(argv: list[str] | None):
         default=None,
         help="seconds to log; default: until SIGTERM or Ctrl-C",
     )
-    p.add_argument(
-        "--hz",
-        type=float,
-        default=None,
-        help="sampling rate; default: twice per sensor refresh interval",
-    )
-    p.add_argument(
-        "--source",
-        choices=SOURCES,
-        default="auto",
-        help="power source: auto = INA3221 where found, else NVML, else simulated",
-    )
-    p.add_argument(
-        "--rail",
-        default=None,
-        help="board-input rail to log instead of the layout's rule (NAME or A+B+C)",
-    )
-    p.add_argument(
-        "--sysfs-root",
-        default=None,
-        help="directory that stands for / when looking for sensors (default: $EVB_SYSFS_ROOT or /)",
-    )
+    add_sensor_arguments(p, source_flag="--source")
     p.add_argument("--nvml-index", type=int, default=0, help="GPU index for --source nvml")
     p.add_argument(
         "--sim-profile",
@@ -73,8 +53,6 @@ def parse_args(argv: list[str] | None):
         help="stop when the parent process dies (used by measure_inference_power.py)",
     )
     args = p.parse_args(argv)
-    if args.hz is not None and not 0 < args.hz <= 10_000:
-        p.error("--hz must be between 0 and 10000")
     if args.duration is not None and args.duration <= 0:
         p.error("--duration must be positive")
     return args
@@ -113,10 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.exit_with_parent:
         exit_with_parent()
     stop = StopFlag()
-    source = args.source
-    root = sysfs_root(args.sysfs_root)
-    if source == "auto":
-        source = detect_source(root)
+    source = resolved_source(args)
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(sensor_root(source, args.sysfs_root, args.sim_profile))
         try:

@@ -203,6 +203,17 @@ def test_bad_flags_get_a_one_line_error(args):
     assert len(lines) == 1 and "error:" in lines[0] and "--help" in lines[0]
 
 
+@pytest.mark.parametrize(
+    "entry", ["measure_power.py", "measure_idling_power.py", "measure_inference_power.py"]
+)
+@pytest.mark.parametrize("rate", ["-1", "20000", "fast"])
+def test_every_power_entry_point_rejects_a_bad_rate_in_one_line(entry, rate):
+    result = run_entry([entry, "--hz", rate])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--hz" in lines[0] and "error:" in lines[0]
+
+
 def test_each_sample_is_stamped_at_the_middle_of_its_read(tmp_path):
     """A sensor double whose read takes 2 ms: the stamp must sit inside the read."""
     from tests.test_idle import ScriptedSensor
