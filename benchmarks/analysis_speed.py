@@ -27,6 +27,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# the synthetic run both folders share: 50 µs layers, 0.5 ms gaps, a 1 kHz power log, 1 W more
+# while layer 3 runs, noise of 0.2 W standard deviation
+FOLDER_SHAPE = {
+    "layer_ms": 0.05,
+    "gap_ms": 0.5,
+    "sample_hz": 1000,
+    "step_uw": 1e6,
+    "step_layer": 3,
+    "noise_uw": 2e5,
+}
 
 
 def child(mode: str, folder: str, scan_rows: int) -> None:
@@ -97,12 +107,7 @@ def check_small(layers: int) -> None:
             Path(small_dir),
             inferences=500,
             layers=layers,
-            layer_ms=0.05,
-            gap_ms=0.5,
-            sample_hz=1000,
-            step_uw=1e6,
-            step_layer=3,
-            noise_uw=2e5,
+            **FOLDER_SHAPE,
         )
         model = Path(small_dir) / "synth"
         latency = model / "torch_profiling/torch_layer_latency.json"
@@ -139,12 +144,7 @@ def main() -> None:
             Path(big_dir),
             inferences=args.inferences,
             layers=args.layers,
-            layer_ms=0.05,
-            gap_ms=0.5,
-            sample_hz=1000,
-            step_uw=1e6,
-            step_layer=3,
-            noise_uw=2e5,
+            **FOLDER_SHAPE,
         )
         print(
             f"built {args.inferences} × {args.layers} folder with a 1 kHz power log in "
