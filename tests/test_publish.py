@@ -96,62 +96,31 @@ def same_tree(a, b) -> bool:
 
 def test_upload_then_download_byte_for_byte_and_idempotent(tmp_path, remote, git_repo):
     local = result_folder(tmp_path / "raw")
-    up = data_version(
-        tmp_path,
-        remote,
-        git_repo,
-        "--upload",
-        "--local-dir-path",
-        str(local),
-        "--remote-dir-path",
-        "raw_data/dev1/run1",
-    )
+
+    def transfer(direction, folder, **kwargs):
+        """data_version.py moving ``folder`` to or from the same place in the data repository."""
+        args = ["--local-dir-path", str(folder), "--remote-dir-path", "raw_data/dev1/run1"]
+        return data_version(tmp_path, remote, git_repo, direction, *args, **kwargs)
+
+    up = transfer("--upload", local)
     assert up.returncode == 0, up.stderr
     assert "uploaded and verified" in up.stdout
     assert commits(git_repo) == 1 and remote.uploads() >= 4
     assert not (local / "lenet").joinpath("..", "..", "raw", ".dvc").exists()
 
-    down = data_version(
-        tmp_path,
-        remote,
-        git_repo,
-        "--download",
-        "--local-dir-path",
-        str(tmp_path / "restored"),
-        "--remote-dir-path",
-        "raw_data/dev1/run1",
-        workspace="ws2",
-    )
+    down = transfer("--download", tmp_path / "restored", workspace="ws2")
     assert down.returncode == 0, down.stderr
     assert same_tree(local, tmp_path / "restored")
 
     posts = remote.uploads()
-    again = data_version(
-        tmp_path,
-        remote,
-        git_repo,
-        "--upload",
-        "--local-dir-path",
-        str(local),
-        "--remote-dir-path",
-        "raw_data/dev1/run1",
-    )
+    again = transfer("--upload", local)
     assert again.returncode == 0, again.stderr
     assert "nothing new to commit" in again.stdout
     assert remote.uploads() == posts  # no object sent
     assert commits(git_repo) == 1  # no commit made
 
     (local / "lenet/extra.csv").write_text("a,b\n1,2\n")  # new data at the same path
-    third = data_version(
-        tmp_path,
-        remote,
-        git_repo,
-        "--upload",
-        "--local-dir-path",
-        str(local),
-        "--remote-dir-path",
-        "raw_data/dev1/run1",
-    )
+    third = transfer("--upload", local)
     assert third.returncode == 0, third.stderr
     assert commits(git_repo) == 2  # a new commit; history keeps the old version
 
@@ -280,30 +249,11 @@ def test_the_sweep_uploads_at_its_end_skips_without_target_and_prints_a_retry(
     import sys
 
     from tests.conftest import ROOT
+    from tests.test_sweep import FAST
 
     result = tmp_path / "raw"
-    base = [
-        "bash",
-        str(ROOT / "run_experiment.sh"),
-        "--result-dir",
-        str(result),
-        "--models",
-        "lenet",
-        "--runs",
-        "20",
-        "--warmup",
-        "2",
-        "--idle-duration",
-        "2",
-        "--cooldown",
-        "0",
-        "--weights",
-        "random",
-        "--backend",
-        "torch",
-        "--power-source",
-        "sim",
-    ]
+    base = ["bash", str(ROOT / "run_experiment.sh"), "--result-dir", str(result), *FAST]
+    base += ["--models", "lenet"]
     target = [
         "--dvc-remote",
         remote.url,

@@ -18,7 +18,7 @@ import pandas as pd
 from tests.conftest import ROOT
 from tests.test_measurement import child_pid, marker_seen, processes_mentioning, wait_for
 
-FAST = [
+FAST = [  # a sweep small enough for a test: simulated power, random weights, no cool-down
     "--runs",
     "20",
     "--warmup",
@@ -33,12 +33,12 @@ FAST = [
     "torch",
     "--power-source",
     "sim",
-    "--no-upload",
 ]
 
 
 def sweep(result: Path, *args: str, wait: bool = True):
-    cmd = ["bash", str(ROOT / "run_experiment.sh"), "--result-dir", str(result), *FAST, *args]
+    cmd = ["bash", str(ROOT / "run_experiment.sh"), "--result-dir", str(result)]
+    cmd += [*FAST, "--no-upload", *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVB_")}
     env["PYTHON"] = sys.executable
     proc = subprocess.Popen(
