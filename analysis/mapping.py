@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from power.clock import wall_strings_to_ns
+
 
 def window_means(
     t_ns: np.ndarray, power: np.ndarray, start_ns: np.ndarray, end_ns: np.ndarray
@@ -58,7 +60,6 @@ def load_downstream_files(latency_json, power_log) -> dict:
 
     import pandas as pd
 
-    fmt = "%Y%m%d-%H:%M:%S.%f"
     log = pd.read_csv(power_log, header=None, names=["timestamp", "mV", "mA"])
     names, cycles, ms, stamps = [], [], [], []
     for name, pairs in json.loads(open(latency_json).read()).items():
@@ -66,10 +67,10 @@ def load_downstream_files(latency_json, power_log) -> dict:
         cycles += range(len(pairs))
         ms += [p[0] for p in pairs]
         stamps += [p[1] for p in pairs]
-    end = pd.to_datetime(pd.Series(stamps), format=fmt).to_numpy().astype(np.int64)
+    end = wall_strings_to_ns(stamps)
     ms_arr = np.asarray(ms, dtype=float)
     return {
-        "t_ns": pd.to_datetime(log["timestamp"], format=fmt).to_numpy().astype(np.int64),
+        "t_ns": wall_strings_to_ns(log["timestamp"]),
         "power": (log["mV"] * log["mA"]).to_numpy(float),
         "cycle": cycles,
         "layer_name": names,

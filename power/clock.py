@@ -76,6 +76,16 @@ def _second_prefix(seconds: int) -> str:
     return datetime.fromtimestamp(seconds).strftime("%Y%m%d-%H:%M:%S.")
 
 
+def wall_strings_to_ns(strings) -> np.ndarray:
+    """Downstream timestamp strings as int64 nanoseconds of their naive (local) time read as UTC,
+    whatever the pandas version: pandas 3 parses ``%f`` to a microsecond resolution, pandas 2
+    to nanoseconds, so the unit is fixed here before the cast."""
+    import pandas as pd
+
+    parsed = pd.to_datetime(pd.Series(strings, dtype=object), format=WALL_FORMAT)
+    return parsed.to_numpy().astype("datetime64[ns]").astype(np.int64)
+
+
 def parse_wall_string(text: str) -> datetime:
     """Parse a downstream timestamp string back into a naive local datetime."""
     return datetime.strptime(text, WALL_FORMAT)

@@ -149,3 +149,15 @@ def test_broken_folders_give_a_clear_message(tmp_path, damage, message):
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
     assert "Traceback" not in result.stderr
     assert (tmp_path / "summary.csv").exists()
+
+
+def test_downstream_timestamps_parse_to_nanoseconds_on_every_pandas():
+    """pandas 3 parses ``%f`` at microsecond resolution; the unit must not follow the version."""
+    import calendar
+
+    from power.clock import wall_strings_to_ns
+
+    got = wall_strings_to_ns(["20240102-03:04:05.123456", "20240102-03:04:05.123457"])
+    second = calendar.timegm((2024, 1, 2, 3, 4, 5, 0, 0, 0))
+    assert got.dtype == np.int64
+    assert got.tolist() == [second * 10**9 + 123_456_000, second * 10**9 + 123_457_000]

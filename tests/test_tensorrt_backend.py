@@ -1,5 +1,5 @@
 """The TensorRT backend against a double of the ``tensorrt``/``torch_tensorrt`` boundary only
-(``tests/doubles``), built from the real engine output in ``../shared/fixtures/tensorrt``: its
+(``tests/doubles``), built from the real engine output in ``tests/fixtures/tensorrt``: its
 layer names, types and inspector JSON, and a profiler called in a burst after each partition.
 Everything above that boundary (export, passes, window reconstruction, writers) runs for real."""
 
@@ -11,13 +11,12 @@ import os
 import re
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, run_entry
 
-FIXTURES = Path(os.environ.get("EVB_SHARED_DIR", ROOT.parent / "shared")) / "fixtures/tensorrt"
+FIXTURES = ROOT / "tests/fixtures/tensorrt"
 DOUBLES = ROOT / "tests/doubles"
 STAMP = re.compile(r"^\d{8}-\d{2}:\d{2}:\d{2}\.\d{6}$")
 
@@ -25,8 +24,6 @@ STAMP = re.compile(r"^\d{8}-\d{2}:\d{2}:\d{2}\.\d{6}$")
 @pytest.fixture
 def trt_double(monkeypatch):
     """Import the doubles as ``tensorrt`` and ``torch_tensorrt`` for this test."""
-    if not FIXTURES.exists():
-        pytest.fail(f"TensorRT fixtures not found at {FIXTURES} (set EVB_SHARED_DIR)")
     monkeypatch.syspath_prepend(str(DOUBLES))
     for name in [m for m in sys.modules if m.split(".")[0] in ("tensorrt", "torch_tensorrt")]:
         monkeypatch.delitem(sys.modules, name)
