@@ -9,9 +9,10 @@ Where a segment also has a host stamp taken after its work ended (``end_ns``: Te
 layers are placed so that the last one ends at that stamp. The slack (span − Σ layer times: host
 set-up before the first kernel and gaps between kernels, which belong to no layer) is spread in
 equal shares before each layer. Layers on an auxiliary stream (``streams[i] != 0``) ran
-concurrently with main-stream layers: they get an overlapping window at the current cursor and do
-not advance it. Every window lies inside [anchor_ns, end_ns]; if Σ exceeds the span (clock
-granularity), main-stream windows are shortened in proportion to fit it.
+concurrently with main-stream layers: each starts with the main-stream layer reported before it
+(they share its input) and does not advance the cursor. Every window lies inside
+[anchor_ns, end_ns]; if Σ exceeds the span (clock granularity), main-stream windows are shortened
+in proportion to fit it.
 """
 
 from __future__ import annotations
@@ -53,15 +54,16 @@ def _end_aligned(segment: Segment) -> list[tuple]:
     slack = span - sum(main)
     shrink = min(1.0, span / sum(main)) if sum(main) else 1.0
     gap_total, n = max(slack, 0), max(len(main), 1)
-    windows, cursor, i = [], segment.anchor_ns, 0
+    windows, cursor, i, last_start = [], segment.anchor_ns, 0, None
     for (name, ms, _), stream in zip(segment.layers, streams, strict=True):
         if stream != 0:
-            start = max(segment.anchor_ns, min(cursor, segment.end_ns - round(ms * 1e6)))
+            begin = cursor if last_start is None else last_start
+            start = max(segment.anchor_ns, min(begin, segment.end_ns - round(ms * 1e6)))
             end = min(start + round(ms * 1e6), segment.end_ns)
             windows.append((name, ms, start, end, slack, stream))
             continue
         start = min(cursor + gap_total * (i + 1) // n - gap_total * i // n, segment.end_ns)
-        end = min(start + round(main[i] * shrink), segment.end_ns)
+        end, last_start = min(start + round(main[i] * shrink), segment.end_ns), start
         i += 1
         if i == len(main):
             end = segment.end_ns

@@ -49,6 +49,7 @@ ENGINE_FIXTURE = FIXTURES / "resnet18_trt_engine_info.json"
 LATENCY_FIXTURE = FIXTURES / "resnet18_trt_layer_latency_desktop.json"
 SUMMARY_FIXTURE = FIXTURES / "resnet18_tensorrt_desktop.json"
 PRE_SHARE = 0.4  # share of the host overhead spent before the first layer; the rest in gaps
+EXECUTIONS: list[bool] = []  # per execute_async_v3 call: was a profiler attached?
 
 
 def _fixture_ratio() -> float:
@@ -122,6 +123,7 @@ class IExecutionContext:
         self._addresses: dict[str, int] = {}
         self._pending: list[tuple[str, float]] | None = None
         self._runs = 0
+        self.last_run: list[tuple[int, int]] = []
 
     def set_input_shape(self, name: str, shape) -> bool:
         if self.engine.get_tensor_mode(name) != TensorIOMode.INPUT:
@@ -148,10 +150,15 @@ class IExecutionContext:
         main = [ms for (_, ms), s in zip(times, plan["streams"], strict=True) if s == 0]
         overhead_ns = sum(main) * 1e6 * (1 / plan["ratio"] - 1)
         gap_ns = (1 - PRE_SHARE) * overhead_ns / max(len(main) - 1, 1)
+        EXECUTIONS.append(self.profiler is not None)
         deadline = time.monotonic_ns() + PRE_SHARE * overhead_ns
         _busy_until(round(deadline))
+        self.last_run = []  # when each main-stream layer really ran: the tests' ground truth
         for i, ms in enumerate(main):
-            deadline += ms * 1e6 + (gap_ns if i < len(main) - 1 else 0)
+            start = time.monotonic_ns()
+            _busy_until(round(start + ms * 1e6))
+            self.last_run.append((start, time.monotonic_ns()))
+            deadline = time.monotonic_ns() + (gap_ns if i < len(main) - 1 else 0)
             _busy_until(round(deadline))
         if self.profiler is not None:
             if self.enqueue_emits_profile:
@@ -230,8 +237,8 @@ def fixture_layers() -> tuple[list[dict], list[list[float]]]:
     """The layers of the engine fixture and each one's recorded times (ms), by position.
 
     ``EVB_TRT_DOUBLE_ENGINE`` / ``EVB_TRT_DOUBLE_LATENCY`` override the resnet18 fixtures."""
-    info = json.loads(Path(os.environ.get("EVB_TRT_DOUBLE_ENGINE", ENGINE_FIXTURE)).read_text())
-    latency = Path(os.environ.get("EVB_TRT_DOUBLE_LATENCY", LATENCY_FIXTURE))
+    info = json.loads(Path(os.environ.get("EVB_TRT_DOUBLE_ENGINE") or ENGINE_FIXTURE).read_text())
+    latency = Path(os.environ.get("EVB_TRT_DOUBLE_LATENCY") or LATENCY_FIXTURE)
     recorded = list(json.loads(latency.read_text()).values())
     layers = info["Layers"]
     times = [recorded[i] if i < len(recorded) else [0.02] for i in range(len(layers))]
@@ -268,7 +275,7 @@ def _build(
         "streams": [layer["StreamId"] for layer in layers],
         "verbosity": verbosity,
         "io": io,
-        "scale": float(os.environ.get("EVB_TRT_DOUBLE_SCALE", "1")),
+        "scale": float(os.environ.get("EVB_TRT_DOUBLE_SCALE") or 1),
         "ratio": _fixture_ratio(),
     }
     return json.dumps(plan).encode()

@@ -29,7 +29,7 @@ What each shape was checked against (pytorch/TensorRT, read at the tag):
 import os
 
 _VERSIONS = {"2.4": "2.4.0", "2.8": "2.8.0", "2.13": "2.13.0"}
-_chosen = os.environ.get("EVB_TRT_DOUBLE_VERSION", "2.4")
+_chosen = os.environ.get("EVB_TRT_DOUBLE_VERSION") or "2.4"  # empty = unset
 if _chosen not in _VERSIONS:
     raise ImportError(f"EVB_TRT_DOUBLE_VERSION={_chosen}: the double knows {', '.join(_VERSIONS)}")
 __version__ = _VERSIONS[_chosen]

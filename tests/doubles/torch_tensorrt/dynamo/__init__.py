@@ -195,7 +195,7 @@ def _plans(exported_program, inputs, enabled_precisions, max_aux_streams, debug,
 def _partitions() -> int:
     import os
 
-    return int(os.environ.get("EVB_TRT_DOUBLE_PARTITIONS", "1"))
+    return int(os.environ.get("EVB_TRT_DOUBLE_PARTITIONS") or 1)
 
 
 def compile(
