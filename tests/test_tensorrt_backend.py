@@ -6,6 +6,7 @@ real. The model does not matter to the double (it serves the resnet18 engine), s
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import itertools
 import json
@@ -197,19 +198,10 @@ def test_cuda_graphs_are_refused(monkeypatch):
 
 
 def test_an_engine_file_is_profiled_the_same_way(monkeypatch, tmp_path):
-    import torch
-
     from model.backend import BackendUnavailable
-    from model.zoo import lenet
 
-    torch_tensorrt = _use_double(monkeypatch, "2.8")
-    example = torch.randn(1, 1, 32, 32)
-    exported = torch.export.export(lenet().eval(), (example,))
-    plan = torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine(
-        exported, [example], enabled_precisions={torch.float32}
-    )
-    (tmp_path / "lenet.engine").write_bytes(plan)
-    backend = _backend(monkeypatch, engine_file=str(tmp_path / "lenet.engine"))
+    engine = _engine_file(monkeypatch, tmp_path / "lenet.engine")
+    backend = _backend(monkeypatch, engine_file=str(engine))
     assert backend.describe()["profiling_verbosity"] == "LAYER_NAMES_ONLY"  # built without
     backend.attach_profilers()
     ((_, windows),) = _profile(backend, 1)
@@ -228,12 +220,35 @@ def test_placement_when_the_layers_exceed_the_span():
     assert all(1000 <= w[2] <= w[3] <= 4000 for w in windows) and windows[-1][3] == 4000
 
 
-def test_cli_writes_the_downstream_layout_with_the_default_fixtures(tmp_path):
+def _engine_file(monkeypatch, path, detailed=False):
+    """A serialized engine of the whole model, from the 2.8 double's
+    ``convert_exported_program_to_serialized_trt_engine`` (DETAILED inside a Debugger)."""
+    import torch
+
+    from model.zoo import lenet
+
+    torch_tensorrt = _use_double(monkeypatch, "2.8")
+    example = torch.randn(1, 1, 32, 32)
+    exported = torch.export.export(lenet().eval(), (example,))
+    debugger = torch_tensorrt.dynamo.Debugger(save_engine_profile=True)
+    with debugger if detailed else contextlib.nullcontext():
+        path.write_bytes(
+            torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine(
+                exported, [example], enabled_precisions={torch.float32}, max_aux_streams=0
+            )
+        )
+    return path
+
+
+def test_cli_writes_the_downstream_layout_with_the_default_fixtures(monkeypatch, tmp_path):
+    """Through ``--engine`` (no second ``torch.export`` in a fresh process: slow); the compile
+    path runs in the tests above, and from the command line as in the README."""
+    engine = _engine_file(monkeypatch, tmp_path / "lenet.engine", detailed=True)
     env = {"PYTHONPATH": f"{DOUBLES}{os.pathsep}{ROOT}"}
-    env.update({k: "" for k in os.environ if k.startswith("EVB_TRT_DOUBLE_")})
+    env.update({k: "" for k in os.environ if k.startswith("EVB_TRT_DOUBLE_")})  # empty = unset
     args = ["-m", "model", "--model", "lenet", "--backend", "tensorrt", "--dtype", "float32"]
-    args += ["--runs", "20", "--warmup", "2", "--result-dir", str(tmp_path)]
-    result = run_entry(args, env={**env, "EVB_TRT_DOUBLE_VERSION": "2.13"})
+    args += ["--runs", "20", "--warmup", "2", "--engine", str(engine)]
+    result = run_entry([*args, "--result-dir", str(tmp_path)], env=env)
     assert result.returncode == 0, result.stderr
     model = tmp_path / "lenet"
     summary = json.loads((model / "lenet_tensorrt.json").read_text())
@@ -241,13 +256,14 @@ def test_cli_writes_the_downstream_layout_with_the_default_fixtures(tmp_path):
     desktop = json.loads(desktop) if isinstance(desktop, str) else desktop  # stored as a string
     assert set(desktop) <= set(summary)
     assert set(desktop["config"]) - {"save_result"} <= set(summary["config"])
-    assert summary["config"]["max_aux_streams"] == 0
+    assert summary["config"]["engine"] == str(engine)
+    assert summary["backend"]["torch_tensorrt"] == "2.4.0"  # the default shape
     assert len(summary["latencies"]) == 20
     assert summary["avg_throughput"] == pytest.approx(1 / summary["avg_latency"])
     slack = summary["profiling"]["slack_ms"]
     assert slack["count"] == 20 and 0 < slack["min"] <= slack["median"] <= slack["max"]
-    engine = json.loads((model / "trt_profiling/trt_engine_info.json").read_text())
-    assert engine["Layers"] == FIXTURE_LAYERS
+    info = json.loads((model / "trt_profiling/trt_engine_info.json").read_text())
+    assert info["Layers"] == FIXTURE_LAYERS
     latency = json.loads((model / "trt_profiling/trt_layer_latency.json").read_text())
     assert list(latency) == [layer["Name"] for layer in FIXTURE_LAYERS]  # NoOp layers too
     for pairs in latency.values():
@@ -255,5 +271,5 @@ def test_cli_writes_the_downstream_layout_with_the_default_fixtures(tmp_path):
         assert all(isinstance(ms, float) and STAMP.match(stamp) for ms, stamp in pairs)
     header = (model / "trt_profiling/trt_layer_records.csv").read_text().splitlines()[0]
     assert header == "run,layer,latency_ms,start_mono_ns,end_mono_ns,slack_ns,stream"
-    bad = run_entry([*args[:-2], "--result-dir", str(tmp_path / "x"), "--engine", "nope"], env=env)
+    bad = run_entry([*args[:-1], "nope", "--result-dir", str(tmp_path / "x")], env=env)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
