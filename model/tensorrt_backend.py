@@ -162,7 +162,7 @@ class _Engine(torch.nn.Module):
     def _bind(self, args) -> list:
         context = self.context
         for name, arg in zip(self.inputs, args, strict=True):
-            x = arg.contiguous()
+            x = torch.as_tensor(arg, device=self.device).contiguous()  # ints of dynamic shapes
             self._buffers[name] = x  # alive until the enqueued work is done
             if not context.set_input_shape(name, tuple(x.shape)):
                 raise BackendUnavailable(

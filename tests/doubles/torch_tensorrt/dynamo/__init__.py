@@ -39,13 +39,14 @@ class _DebuggerDouble:
         logging_dir: str = "/tmp/torch_tensorrt/debug_logs",
         save_layer_info: bool = False,
     ) -> None:
+        if log_level not in ("debug", "info", "warning", "error", "internal_errors", "graphs"):
+            raise ValueError(f"Invalid level: {log_level}")
         self.save_engine_profile = save_engine_profile
         self.profile_format = profile_format
         self.engine_builder_monitor = engine_builder_monitor
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         _DEBUGGER.append(self)
-        return self
 
     def __exit__(self, *exc) -> None:
         _DEBUGGER.remove(self)
