@@ -307,8 +307,7 @@ class TensorRTBackend(Backend):
         except Exception as exc:  # conversion failures come in many types
             raise BackendUnavailable(f"Torch-TensorRT could not compile the model: {exc}") from exc
         self.compiled = compiled
-        for name, module in self._find_partitions(compiled):
-            data, inputs, outputs = partition_engine(module)
+        for name, (data, inputs, outputs) in self._find_partitions(compiled):
             engine = _Engine(self.trt, data, inputs, outputs, label=name)
             parent, _, attr = name.rpartition(".")
             setattr(compiled.get_submodule(parent) if parent else compiled, attr, engine)
@@ -320,10 +319,12 @@ class TensorRTBackend(Backend):
             )
 
     @staticmethod
-    def _find_partitions(compiled) -> list[tuple[str, object]]:
-        """TensorRT partition modules in execution order (graph order where the graph is FX)."""
-        modules = dict(compiled.named_modules())
-        names = [n for n, m in modules.items() if n and partition_engine(m) is not None]
+    def _find_partitions(compiled) -> list[tuple[str, tuple]]:
+        """(name, ``partition_engine``) of each TensorRT partition in execution order (graph
+        order where the graph is FX)."""
+        found = {n: partition_engine(m) for n, m in compiled.named_modules() if n}
+        found = {n: engine for n, engine in found.items() if engine is not None}
+        names = list(found)
         graph = getattr(compiled, "graph", None)
         if graph is not None:
             order = [
@@ -332,7 +333,7 @@ class TensorRTBackend(Backend):
                 if node.op == "call_module" and str(node.target) in names
             ]
             names = order + [n for n in names if n not in order]
-        return [(n, modules[n]) for n in names]
+        return [(n, found[n]) for n in names]
 
     def synchronize(self) -> None:
         if self.cuda:
