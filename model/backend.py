@@ -59,7 +59,15 @@ class Backend(ABC):
     @abstractmethod
     def profiled_infer(self, anchor_ns: int) -> list[Segment]:
         """One profiled inference started right after ``anchor_ns`` (host monotonic, taken after
-        a synchronize); returns when all its layer times are known."""
+        a synchronize); returns when all its layer times are known. An empty list: the run was
+        dropped (incomplete reports), and the backend counts it in ``profiling_report``."""
+
+    record_columns: tuple[str, ...] = ()
+    """Columns this backend's windows add to the layer records (``model.output``)."""
+
+    def profiling_report(self) -> dict:
+        """Figures of the profiling pass for the summary JSON (e.g. dropped runs, slack)."""
+        return {}
 
     @abstractmethod
     def synchronize(self) -> None:

@@ -36,6 +36,8 @@ class BenchConfig:
     backend: str
     weights: str
     profile_runs: int
+    max_aux_streams: int = 0
+    engine: str | None = None
 
 
 def _progress(iterable, desc: str, total: int):
@@ -82,7 +84,7 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
         markers.mark("timing_end", time.monotonic_ns())
 
         backend.attach_profilers()
-        records = RecordWriter(paths)
+        records = RecordWriter(paths, backend.record_columns)
         wall_ms: list[float] = []
         sum_ms: list[float] = []
         markers.mark("profiling_start", time.monotonic_ns())
@@ -92,6 +94,8 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
             markers.mark("inference_start", anchor, run)
             windows = layer_windows(backend.profiled_infer(anchor))
             end = time.monotonic_ns()
+            if not windows:  # dropped by the backend, which counts it
+                continue
             records.add(run, windows)
             if run < 100_000:  # bounded: enough for the figures below
                 wall_ms.append((end - anchor) / 1e6)
@@ -109,6 +113,7 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
             "mean_wall_latency_ms": statistics.fmean(wall_ms) if wall_ms else None,
             "mean_sum_of_layers_ms": statistics.fmean(sum_ms) if sum_ms else None,
             "median_layer_ms": medians,
+            **backend.profiling_report(),
         },
         "timing": {
             "mean_latency_ms": 1e3 * statistics.fmean(latencies),

@@ -53,6 +53,18 @@ def add_model_arguments(p: OneLineParser) -> None:
         help="Torch-TensorRT: fewest ops in a TensorRT partition",
     )
     p.add_argument(
+        "--max-aux-streams",
+        type=int,
+        default=0,
+        help="TensorRT builder: auxiliary streams for parallel layers; -1 = TensorRT's choice",
+    )
+    p.add_argument(
+        "--engine",
+        default=None,
+        metavar="FILE",
+        help="profile this serialized TensorRT engine (e.g. from trtexec) instead of compiling",
+    )
+    p.add_argument(
         "--backend",
         choices=BACKENDS,
         default="auto",
@@ -79,6 +91,8 @@ def model_flags(args) -> list[str]:
         str(args.optimization_level),
         "--min-block-size",
         str(args.min_block_size),
+        "--max-aux-streams",
+        str(args.max_aux_streams),
         "--backend",
         args.backend,
         "--weights",
@@ -88,6 +102,8 @@ def model_flags(args) -> list[str]:
         out += ["--profile-runs", str(args.profile_runs)]
     if args.input_shape:
         out += ["--input-shape", *map(str, args.input_shape)]
+    if args.engine:
+        out += ["--engine", args.engine]
     return out
 
 
@@ -116,6 +132,12 @@ def validate(args, parser: OneLineParser) -> None:
         parser.error("--optimization-level must be between 0 and 5")
     if args.min_block_size < 1:
         parser.error("--min-block-size must be at least 1")
+    if args.max_aux_streams < -1:
+        parser.error("--max-aux-streams must be -1 (TensorRT's choice) or at least 0")
+    if args.engine and not os.path.isfile(args.engine):
+        parser.error(f"--engine {args.engine}: no such file")
+    if args.engine and args.backend == "torch":
+        parser.error("--engine needs --backend tensorrt")
 
 
 def tensorrt_available() -> bool:
@@ -130,11 +152,13 @@ def tensorrt_available() -> bool:
 def make_backend(name: str, dtype: str, cfg):
     """The backend object for ``--backend`` (auto resolved here)."""
     if name == "auto":
-        name = "tensorrt" if tensorrt_available() else "torch"
+        name = "tensorrt" if tensorrt_available() or cfg.engine else "torch"
     if name == "tensorrt":
         from model.tensorrt_backend import TensorRTBackend
 
-        return TensorRTBackend(dtype, cfg.optimization_level, cfg.min_block_size)
+        return TensorRTBackend(
+            dtype, cfg.optimization_level, cfg.min_block_size, cfg.max_aux_streams, cfg.engine
+        )
     from model.torch_backend import TorchBackend
 
     return TorchBackend(dtype)
@@ -169,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         args.backend,
         "random" if args.model == "lenet" else args.weights,
         args.profile_runs or args.runs,
+        args.max_aux_streams,
+        args.engine,
     )
     try:
         backend = make_backend(args.backend, args.dtype, cfg)

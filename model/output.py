@@ -6,7 +6,9 @@ The PyTorch backend uses the same schemas under backend names (``<model>_torch.j
 ``torch_profiling/``). Our additions, beside them:
 
 - ``<short>_profiling/<short>_layer_records.csv``: one line per layer per profiled inference
-  (``run,layer,latency_ms,start_mono_ns,end_mono_ns``), streamed while profiling;
+  (``run,layer,latency_ms,start_mono_ns,end_mono_ns``), streamed while profiling; the
+  TensorRT backend adds ``slack_ns,stream`` (its partition's span − Σ layer times in that run,
+  and the layer's TensorRT stream, 0 = main);
 - ``<short>_profiling/<short>_profile.json``: the trtexec ``--exportProfile`` format, for TREx;
 - ``<model>_markers.csv``: phase boundaries and each profiled inference's start, monotonic ns.
 """
@@ -73,15 +75,17 @@ class MarkerWriter:
 class RecordWriter:
     """Streams layer records and keeps only the layer-name table in memory."""
 
-    def __init__(self, paths: ResultPaths) -> None:
+    def __init__(self, paths: ResultPaths, extra_columns: tuple[str, ...] = ()) -> None:
         self.paths = paths
-        self.out = LineWriter(paths.layer_records, RECORDS_HEADER)
+        header = RECORDS_HEADER.rstrip("\n") + "".join(f",{c}" for c in extra_columns) + "\n"
+        self.out = LineWriter(paths.layer_records, header)
         self.index: dict[str, int] = {}
 
-    def add(self, run: int, windows: list[tuple[str, float, int, int]]) -> None:
-        for name, ms, start, end in windows:
+    def add(self, run: int, windows: list[tuple]) -> None:
+        """``windows``: (name, ms, start, end, *extra columns) per layer."""
+        for name, ms, start, end, *extra in windows:
             layer = self.index.setdefault(name, len(self.index))
-            self.out.write(f"{run},{layer},{ms!r},{start},{end}\n")
+            self.out.write(f"{run},{layer},{ms!r},{start},{end}{''.join(f',{x}' for x in extra)}\n")
         self.out.maybe_flush()
 
     def close(self) -> list[str]:

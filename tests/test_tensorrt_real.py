@@ -60,7 +60,23 @@ def test_real_engine_profiles_every_layer_with_windows_inside_inferences(tmp_pat
     assert latency and all(len(pairs) == 50 for pairs in latency.values())
     records = pd.read_csv(folder / "trt_profiling/trt_layer_records.csv")
     markers = pd.read_csv(folder / "resnet18_markers.csv")
+    summary = json.loads((folder / "resnet18_tensorrt.json").read_text())
+    profiling = summary["profiling"]
+    print("slack per partition and run, ms:", profiling["slack_ms"])
+    print("dropped runs:", profiling["dropped_runs"], "kept:", profiling["kept_runs"])
+    assert profiling["kept_runs"] + profiling["dropped_runs"] == 50
+    assert profiling["dropped_runs"] == 0  # TensorRT reported every layer once in every run
+    assert len(summary["backend"]["partitions"]) == 1  # resnet18 converts whole: one span a run
+    assert (records.slack_ns >= 0).mean() > 0.99  # Σ layer times fits the host-stamped span
     starts = markers[markers.event == "inference_start"].set_index("run")["mono_ns"]
     for run, group in records.groupby("run"):
+        assert len(group) == len(engine["Layers"])  # every layer, NoOp ones too
         assert (group.start_mono_ns >= starts[run]).all()
-        assert (group.start_mono_ns.diff().dropna() >= 0).all()
+        main = group[group.stream == 0]
+        assert (main.start_mono_ns.diff().dropna() >= 0).all()
+        # end-aligned: the stamped span is Σ main-stream layer times + slack, ending at the
+        # last window's end, and every window lies in it
+        span_end = group.end_mono_ns.max()
+        span = round(main.latency_ms.mul(1e6).round().sum()) + group.slack_ns.iloc[0]
+        assert (group.start_mono_ns >= span_end - span).all()
+        assert main.end_mono_ns.iloc[-1] == span_end
