@@ -20,6 +20,7 @@ from analysis.load import (
     phase,
 )
 from analysis.mapping import layer_power_table
+from analysis.summary import readable
 from model.output import ResultPaths
 
 
@@ -44,11 +45,11 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
     check_overlap(power, *profiling, "profiling pass")
 
     mapped = layer_power_table(records, power, idle)
-    mapped.to_csv(model_dir / f"{model}_layer_power.csv", index=False)
+    mapped.to_csv(model_dir / f"{model}_layer_power.csv", index=False)  # downstream: unrounded
     covered = float((mapped["samples"] > 0).mean())
 
     folded = folded_layers(records, power, idle, markers)
-    folded.to_csv(model_dir / f"{model}_layer_power_folded.csv", index=False)
+    readable(folded).to_csv(model_dir / f"{model}_layer_power_folded.csv", index=False)
 
     summary = {}
     if paths.summary_json.exists():
@@ -60,6 +61,9 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
         "model": model,
         "backend": summary.get("config", {}).get("backend"),
         "dtype": summary.get("config", {}).get("dtype"),
+        "dtype_used": summary.get("backend", {}).get("dtype_used")
+        or summary.get("config", {}).get("dtype"),
+        "device": summary.get("backend", {}).get("device"),
         "runs": summary.get("config", {}).get("runs"),
         "profile_runs": len(np.unique(records.run)),
         "mean_latency_ms": 1e3 * summary["avg_latency"] if "avg_latency" in summary else None,

@@ -1,10 +1,14 @@
-"""``summary.csv`` at the top of the result folder: one row per model folder."""
+"""``summary.csv`` at the top of the result folder: one row per model folder, rounded to what the
+measurement supports, units in the column names; and ``readable``, the same rounding for any
+table of ours (not for the downstream files, whose values stay as the downstream method has
+them)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from experiment.measurement import read_status
@@ -14,17 +18,51 @@ COLUMNS = [
     "status",
     "backend",
     "dtype",
+    "dtype_used",
     "runs",
     "mean_latency_ms",
     "throughput_per_s",
     "mean_power_W",
     "peak_power_W",
+    "idle_power_W",
     "energy_per_inference_mJ",
     "energy_per_inference_excl_idle_mJ",
     "counter_energy_per_inference_mJ",
-    "layer_coverage",
+    "layer_coverage_pct",
     "reason",
 ]
+
+# decimals by unit suffix: ms to 0.1 µs, W to 1 mW, mJ to 1 µJ (µW to 1 mW, µJ to 1 µJ)
+DECIMALS = {"_ms": 4, "_s": 4, "_W": 3, "_mJ": 3, "_uW": -3, "_uJ": 0, "_us": 1, "_pct": 1}
+DECIMALS_OTHER = {"throughput_per_s": 2}
+
+
+def decimals(column: str) -> int | None:
+    """How many decimals a column keeps, from its unit suffix; None: not a measured quantity."""
+    if column in DECIMALS_OTHER:
+        return DECIMALS_OTHER[column]
+    for suffix in sorted(DECIMALS, key=len, reverse=True):
+        if column.endswith(suffix):
+            return DECIMALS[suffix]
+    return None
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy rounded by unit; whole-number columns as integers, empty where unknown. Interval
+    half-widths (``ci95_*``) are rounded up, so that rounding never narrows them."""
+    out = table.copy()
+    for column in out.columns:
+        places = decimals(str(column))
+        if places is None or not pd.api.types.is_numeric_dtype(out[column]):
+            continue
+        values = out[column].astype(float)
+        if str(column).startswith("ci95"):
+            scale = 10.0**places
+            values = np.ceil(values * scale - 1e-9) / scale
+        else:
+            values = values.round(places)
+        out[column] = values.astype("Int64") if places <= 0 else values
+    return out
 
 
 def model_dirs(result_dir: Path) -> list[Path]:
@@ -32,20 +70,34 @@ def model_dirs(result_dir: Path) -> list[Path]:
     return sorted(p for p in result_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _dtype_reason(data: dict) -> str:
+    used, asked = data.get("dtype_used"), data.get("dtype")
+    if not used or not asked or used == asked:
+        return ""
+    return f"{asked} asked; the {data.get('device') or 'device'} ran {used}"
+
+
+def summary_row(folder: Path) -> dict:
+    """One model's row: status, reason, and the figures of its ``<model>_analysis.json``."""
+    status = read_status(folder) or {}
+    row = {
+        "model": folder.name,
+        "status": status.get("status", "unknown"),
+        "reason": status.get("reason", ""),
+    }
+    analysis = folder / f"{folder.name}_analysis.json"
+    if analysis.exists():
+        data = json.loads(analysis.read_text())
+        row.update({k: data.get(k) for k in COLUMNS if k in data and k not in row})
+        if data.get("layer_coverage") is not None:
+            row["layer_coverage_pct"] = 100 * data["layer_coverage"]
+        why = _dtype_reason(data)
+        row["reason"] = "; ".join(r for r in (row["reason"], why) if r)
+    return row
+
+
 def write_summary(result_dir: Path) -> pd.DataFrame:
-    rows = []
-    for folder in model_dirs(result_dir):
-        status = read_status(folder) or {}
-        row = {
-            "model": folder.name,
-            "status": status.get("status", "unknown"),
-            "reason": status.get("reason", ""),
-        }
-        analysis = folder / f"{folder.name}_analysis.json"
-        if analysis.exists():
-            data = json.loads(analysis.read_text())
-            row.update({k: data.get(k) for k in COLUMNS if k in data and k not in row})
-        rows.append(row)
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame([summary_row(f) for f in model_dirs(result_dir)], columns=COLUMNS)
+    table = readable(table)
     table.to_csv(result_dir / "summary.csv", index=False)
     return table

@@ -1,6 +1,8 @@
 """Credentials for DagsHub (or any HTTP DVC remote and git host), never written where they last.
 
-The token comes from ``DAGSHUB_USER_TOKEN``, the user from ``DAGSHUB_USER`` (else the owner).
+The token comes from ``DAGSHUB_USER_TOKEN``, else (for a DagsHub repository) from the cache that
+``dagshub login`` fills (``publish.dagshub_api``); the user from ``DAGSHUB_USER``, else the
+token's user on DagsHub, else the owner.
 DVC gets them through a config file in a private temporary directory named by
 ``DVC_GLOBAL_CONFIG_DIR`` (mode 0600, deleted afterwards); git through an ``http.extraHeader``
 passed in the environment (``GIT_CONFIG_*``). Neither appears in a URL, a committed file or a
@@ -28,10 +30,18 @@ ABSENT_OBJECT = "files/md5/00/" + "0" * 30
 class Credentials:
     user: str | None
     token: str | None
+    explicit_user: str | None = None
 
     @classmethod
-    def from_env(cls, owner: str | None) -> Credentials:
-        return cls(os.environ.get(USER_ENV) or owner, os.environ.get(TOKEN_ENV) or None)
+    def resolve(cls, owner: str | None, dagshub: bool = False) -> Credentials:
+        """From the environment; on DagsHub, a ``dagshub login`` cache stands in for the token."""
+        token = os.environ.get(TOKEN_ENV) or None
+        if token is None and dagshub:
+            from publish.dagshub_api import cached_token
+
+            token = cached_token()
+        explicit = os.environ.get(USER_ENV) or None
+        return cls(explicit or owner, token, explicit)
 
     def basic(self) -> str | None:
         if not self.token:
@@ -81,7 +91,8 @@ def check_remote(creds: Credentials, remote_url: str, timeout: float = 10.0) -> 
         return
     if not creds.token:
         raise PublishError(
-            f"no token: set {TOKEN_ENV} (and {USER_ENV} if your user is not the repository owner)"
+            f"no token: set {TOKEN_ENV} or run 'dagshub login' (and {USER_ENV} if your user is "
+            "not the repository owner)"
         )
     request = urllib.request.Request(f"{remote_url.rstrip('/')}/{ABSENT_OBJECT}")
     request.add_header("Authorization", f"Basic {creds.basic()}")

@@ -21,12 +21,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from publish import dagshub_api
 from publish.credentials import REMOTE, Credentials, check_remote, dvc_env, git_env
 from publish.journal import JOURNAL, Journal
 from publish.tools import PublishError, Runner
 
 SKIPPED = {JOURNAL, ".sweep.lock", f"{Path(JOURNAL).stem}.tmp"}
-DAGSHUB = "https://dagshub.com"
 
 
 @dataclass
@@ -41,6 +41,13 @@ class Target:
     git_url: str | None = None
     workspace: Path | None = None
 
+    @property
+    def on_dagshub(self) -> bool:
+        """The data goes to a DagsHub repository (its API can be asked before sending)."""
+        return bool(self.owner and self.name) and str(self.dvc_remote).startswith(
+            f"{dagshub_api.host()}/"
+        )
+
     def __post_init__(self) -> None:
         if not self.dvc_remote or not self.git_url:
             if not (self.owner and self.name):
@@ -48,8 +55,10 @@ class Target:
                     "say where to publish: --owner and --name (DagsHub), or "
                     "--dvc-remote and --git-url"
                 )
-        self.dvc_remote = self.dvc_remote or f"{DAGSHUB}/{self.owner}/{self.name}.dvc"
-        self.git_url = self.git_url or f"{DAGSHUB}/{self.owner}/{self.name}.git"
+        if self.owner and self.name:
+            base = f"{dagshub_api.host()}/{self.owner}/{self.name}"
+            self.dvc_remote = self.dvc_remote or f"{base}.dvc"
+            self.git_url = self.git_url or f"{base}.git"
         path = Path(self.remote_dir_path)
         if path.is_absolute() or ".." in path.parts or not path.parts:
             raise PublishError(
@@ -237,9 +246,15 @@ def _publish_git(ws: Workspace, message: str, settings: Settings) -> str | None:
 
 
 @contextmanager
-def _session(target: Target, settings: Settings) -> Iterator[tuple[Runner, Workspace]]:
-    """Check the token, then a prepared workspace whose dvc and git see the credentials."""
-    creds = Credentials.from_env(target.owner)
+def _session(
+    target: Target, settings: Settings, write: bool = False
+) -> Iterator[tuple[Runner, Workspace]]:
+    """Check the token (and, on DagsHub, the repository and the token's right to ``write``),
+    then a prepared workspace whose dvc and git see the credentials."""
+    creds = Credentials.resolve(target.owner, dagshub=target.on_dagshub)
+    if target.on_dagshub and creds.token:
+        user = dagshub_api.check_repository(creds.token, str(target.owner), str(target.name), write)
+        creds.user = creds.explicit_user or user
     check_remote(creds, str(target.dvc_remote))
     deadline = time.monotonic() + settings.timeout_s
     with ExitStack() as stack:
@@ -257,7 +272,7 @@ def upload(local: Path, target: Target, message: str, settings: Settings) -> dic
     """Publish ``local``; returns what was done. Raises PublishError with one-line reasons."""
     if not local.is_dir() or not _files(local):
         raise PublishError(f"{local} is not a folder with files to upload")
-    with _session(target, settings) as (runner, ws):
+    with _session(target, settings, write=True) as (runner, ws):
         journal = Journal(local, f"{target.dvc_remote}::{target.remote_dir_path}")
         destination = ws.dir / target.remote_dir_path
         if destination.exists():

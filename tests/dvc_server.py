@@ -21,6 +21,7 @@ class DvcRemote:
         self.root, self.user, self.password, self.prefix = root, user, password, prefix
         self.fail_uploads = 0
         self.blackhole = False
+        self.api = None  # a handler of /api/ paths (tests/dagshub_api.py), or None
         self.log: list[tuple[str, str, int]] = []
         self._stop = threading.Event()
         remote = self
@@ -81,6 +82,10 @@ class DvcRemote:
                 self.do_GET()
 
             def do_GET(self):
+                if remote.api is not None and self.path.startswith("/api/"):
+                    code, body = remote.api.answer(self.command, self.path, self.headers)
+                    self._reply(code, body, {"Content-Type": "application/json"})
+                    return
                 if self._hold() or not self._authorised():
                     return
                 path = self._path()
@@ -125,8 +130,12 @@ class DvcRemote:
         self.thread.start()
 
     @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{self.prefix}"
+        return f"{self.host}{self.prefix}"
 
     def uploads(self) -> int:
         return sum(1 for method, _, _ in self.log if method in ("POST", "PUT"))

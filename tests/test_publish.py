@@ -297,3 +297,78 @@ def test_the_sweep_uploads_at_its_end_skips_without_target_and_prints_a_retry(
     code, out = sweep(target, TOKEN)
     assert code == 0, out
     assert "uploaded and verified" in out and commits(git_repo) == 1
+
+
+def dagshub_login(home, host: str, token: str) -> None:
+    """``dagshub login --token`` as a user runs it: the client checks the token with the host,
+    then caches it under ``home``."""
+    import sys
+    from pathlib import Path
+
+    login = Path(sys.executable).with_name("dagshub")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSHUB")}
+    env.update(HOME=str(home), NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+    done = subprocess.run(
+        [str(login), "login", "--token", token, "--host", host],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert token in (home / ".cache/dagshub/tokens").read_text()
+
+
+def test_a_dagshub_login_cache_is_used_and_the_repository_checked_before_sending(
+    tmp_path, git_repo
+):
+    from tests.dagshub_api import DagsHubApi
+
+    reader_token = "r3ad-only-token-5555"
+    remote = DvcRemote(tmp_path / "remote", "benchbot", TOKEN, prefix="/lab/jetson-power.dvc")
+    remote.api = DagsHubApi(
+        {TOKEN: "benchbot", reader_token: "reader"},
+        {"lab/jetson-power": {"benchbot": "write", "reader": "read"}},
+    )
+    local = result_folder(tmp_path / "raw")
+    try:
+        for user, token in (("benchbot", TOKEN), ("reader", reader_token)):
+            dagshub_login(tmp_path / user, remote.host, token)
+
+        def upload(user: str, name: str):
+            env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSHUB")}
+            env.update(
+                HOME=str(tmp_path / user),
+                DAGSHUB_CLIENT_HOST=remote.host,
+                NO_PROXY="127.0.0.1",
+                no_proxy="127.0.0.1",
+            )
+            args = ["data_version.py", "--upload", "--owner", "lab", "--name", name]
+            args += ["--git-url", str(git_repo), "--local-dir-path", str(local)]
+            args += ["--workspace", str(tmp_path / f"ws-{user}"), "--net-timeout", "5"]
+            return run_entry(args, env={**env, "DAGSHUB_USER_TOKEN": ""}, timeout=180)
+
+        missing = upload("benchbot", "no-such-repo")
+        assert missing.returncode == 1
+        assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+        assert "lab/no-such-repo does not exist" in missing.stderr
+        read_only = upload("reader", "jetson-power")
+        assert read_only.returncode == 1
+        assert len(read_only.stderr.strip().splitlines()) == 1, read_only.stderr
+        assert "may not write to lab/jetson-power" in read_only.stderr
+        assert remote.uploads() == 0 and commits(git_repo) == 0
+        assert not any(p.startswith("/lab/") for _, p, _ in remote.log)  # no DVC request
+
+        ok = upload("benchbot", "jetson-power")
+        assert ok.returncode == 0, ok.stderr
+        assert "uploaded and verified" in ok.stdout and commits(git_repo) == 1
+        assert TOKEN not in ok.stdout + ok.stderr
+        # the DVC remote (derived from the client's host) got the token as benchbot's password,
+        # after the API said the repository exists and benchbot may write
+        first_post = next(i for i, (m, _, _) in enumerate(remote.log) if m == "POST")
+        checked = [i for i, (_, p, c) in enumerate(remote.log) if p.endswith("/jetson-power")]
+        assert checked and checked[-1] < first_post
+        assert ("GET", "/api/v1/repos/lab/jetson-power", "benchbot") in remote.api.calls
+    finally:
+        remote.close()
