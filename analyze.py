@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Analyse a result folder from its files alone: per-layer power (window mapping and phase
-folding), whole-model figures, summary.csv and plots.
+folding), whole-model figures, summary.csv, plots and report.html (one self-contained page).
 
 Examples:
   python analyze.py raw_data
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.result_dir.is_dir():
         p.error(f"{args.result_dir} is not a folder")
+    from analysis.html_report import write_report
     from analysis.load import AnalysisError
     from analysis.report import analyse_model
     from analysis.summary import model_dirs, write_summary
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result['profile_runs']} inferences"
             )
     write_summary(args.result_dir)
+    print(f"report: {write_report(args.result_dir)}")
     return 1 if failed else 0
 
 

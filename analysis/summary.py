@@ -96,8 +96,13 @@ def summary_row(folder: Path) -> dict:
     return row
 
 
+def summary_table(result_dir: Path) -> pd.DataFrame:
+    """One rounded row per model folder."""
+    rows = [summary_row(f) for f in model_dirs(result_dir)]
+    return readable(pd.DataFrame(rows, columns=COLUMNS))
+
+
 def write_summary(result_dir: Path) -> pd.DataFrame:
-    table = pd.DataFrame([summary_row(f) for f in model_dirs(result_dir)], columns=COLUMNS)
-    table = readable(table)
+    table = summary_table(result_dir)
     table.to_csv(result_dir / "summary.csv", index=False)
     return table
