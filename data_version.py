@@ -3,14 +3,19 @@
 
 The data goes to the DVC remote (content-addressed: a re-upload of unchanged data sends nothing
 and commits nothing); the .dvc pointer is committed to the repository's git side. The token
-comes from DAGSHUB_USER_TOKEN (user: DAGSHUB_USER, else --owner) and is never written to disk
-beyond a private temporary file, never put in a URL and never printed.
+comes from DAGSHUB_USER_TOKEN, else (for --owner/--name on DagsHub) from the cache 'dagshub login'
+filled; user: DAGSHUB_USER, else the token's DagsHub user, else --owner. It is never written to
+disk beyond a private temporary file, never put in a URL and never printed. On DagsHub the
+repository and the token's right to write are checked through its API before anything is sent
+(host: DAGSHUB_CLIENT_HOST, default https://dagshub.com).
 
 Examples:
   DAGSHUB_USER_TOKEN=... python data_version.py --upload --owner me --name jetson-power \\
       --local-dir-path raw_data --remote-dir-path raw_data/orin-nano-01/20261126-1200
   python data_version.py --download --owner me --name jetson-power \\
       --remote-dir-path raw_data/orin-nano-01/20261126-1200 --local-dir-path restored
+  python data_version.py --download --all-devices --owner me --name jetson-power \\
+      --remote-dir-path raw_data --local-dir-path dataset   # dataset/<device>/<run>, runs.csv
 
 exit codes: 0 done; 1 the upload or download failed (the local data is untouched); 2 bad flags.
 """
@@ -32,6 +37,12 @@ def parse_args(argv):
         "--download",
         action="store_true",
         help="bring --remote-dir-path back into --local-dir-path (a new folder)",
+    )
+    p.add_argument(
+        "--all-devices",
+        action="store_true",
+        help="with --download: every <device>/<run> under --remote-dir-path (a prefix such as "
+        "raw_data), laid out as <local>/<device>/<run> plus one table of all runs (runs.csv)",
     )
     p.add_argument("--owner", default=None, help="DagsHub repository owner")
     p.add_argument("--name", default=None, help="DagsHub repository name")
@@ -82,6 +93,8 @@ def parse_args(argv):
     p.add_argument("--dry-run", action="store_true", help="say what would be sent, send nothing")
     p.add_argument("--verbose", action="store_true", help="show dvc and git output (redacted)")
     args = p.parse_args(argv)
+    if args.all_devices and not args.download:
+        p.error("--all-devices goes with --download")
     if args.retries < 1 or args.timeout <= 0 or args.net_timeout <= 0:
         p.error("--retries, --timeout and --net-timeout must be positive")
     return args
@@ -90,7 +103,7 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from publish.tools import PublishError
-    from publish.upload import Settings, Target, describe, download, upload
+    from publish.upload import Settings, Target, describe, download, download_all, upload
 
     try:
         target = Target(
@@ -124,6 +137,17 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"uploaded and verified {args.local_dir_path} -> {done['pointer']} "
                 f"(md5 {done['md5']}, {state})"
+            )
+        elif args.all_devices:
+            from analysis.summary import DATASET_TABLE, write_dataset_table
+
+            done = download_all(args.local_dir_path, target, settings)
+            write_dataset_table(args.local_dir_path)
+            devices = len({device for device, _ in done["runs"]})
+            print(
+                f"downloaded {len(done['runs'])} runs of {devices} devices ({done['files']} "
+                f"files, verified) -> {args.local_dir_path}; every run: "
+                f"{args.local_dir_path / DATASET_TABLE}"
             )
         else:
             done = download(args.local_dir_path, target, settings)

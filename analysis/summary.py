@@ -106,3 +106,35 @@ def write_summary(result_dir: Path) -> pd.DataFrame:
     table = summary_table(result_dir)
     table.to_csv(result_dir / "summary.csv", index=False)
     return table
+
+
+DATASET_TABLE = "runs.csv"
+DATASET_COLUMNS = [
+    "device",
+    "run",
+    "model",
+    "status",
+    "backend",
+    "dtype_used",
+    "mean_latency_ms",
+    "mean_power_W",
+    "energy_per_inference_mJ",
+    "energy_per_inference_excl_idle_mJ",
+    "reason",
+]
+
+
+def write_dataset_table(root: Path) -> pd.DataFrame:
+    """``runs.csv`` of a dataset laid out as ``root/<device>/<run>/<model>``: one row per model
+    of every run of every device."""
+    frames = []
+    for device in model_dirs(root):
+        for run in model_dirs(device):
+            table = summary_table(run)
+            table.insert(0, "run", run.name)
+            table.insert(0, "device", device.name)
+            frames.append(table)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    table = table.reindex(columns=DATASET_COLUMNS)
+    table.to_csv(root / DATASET_TABLE, index=False)
+    return table

@@ -316,11 +316,13 @@ def upload(args, run_stamp: str) -> int:
     if args.no_upload:
         log("upload: skipped (--no-upload)")
         return 0
+    from publish.dagshub_api import token_available
+
     explicit = bool(args.dvc_remote and args.git_url)
-    if not explicit and not (args.owner and args.name and os.environ.get("DAGSHUB_USER_TOKEN")):
+    if not explicit and not (args.owner and args.name and token_available()):
         log(
-            "upload: skipped; to publish, set DAGSHUB_USER_TOKEN and --owner/--name "
-            "(EVB_DAGSHUB_OWNER, EVB_DAGSHUB_REPO), or --dvc-remote and --git-url"
+            "upload: skipped; to publish, set DAGSHUB_USER_TOKEN (or run 'dagshub login') and "
+            "--owner/--name (EVB_DAGSHUB_OWNER, EVB_DAGSHUB_REPO), or --dvc-remote and --git-url"
         )
         return 0
     remote_path = args.remote_dir_path or f"raw_data/{socket.gethostname()}/{run_stamp}"
@@ -346,6 +348,17 @@ def upload(args, run_stamp: str) -> int:
     retry = shlex.join(["python", str(PROJECT / "data_version.py"), *cmd[2:]])
     log(f"upload: FAILED; the data is untouched in {args.result_dir}. Retry with:\n  {retry}")
     return EXIT_UPLOAD
+
+
+def progress(done: int, total: int, started: float, measured: int) -> str:
+    """'model 3 of 10, 12:04 elapsed, about 32:08 left' (from the models measured so far)."""
+    elapsed = time.monotonic() - started
+
+    def clock(s: float) -> str:
+        return f"{int(s // 60)}:{int(s % 60):02d}"
+
+    left = f", about {clock(elapsed / measured * (total - done))} left" if measured else ""
+    return f"model {done + 1} of {total}, {clock(elapsed)} elapsed{left}"
 
 
 def print_table(rows: list[dict]) -> None:
@@ -416,8 +429,9 @@ def sweep(args) -> int:
         log(f"cool-down: {cooldown:.0f} s")
         time.sleep(cooldown)
 
-    rows = []
-    for model in args.models:
+    rows, started = [], time.monotonic()
+    for index, model in enumerate(args.models):
+        log(progress(index, len(args.models), started, sum(r["status"] != "skipped" for r in rows)))
         previous = read_status(result / model)
         if previous and previous.get("status") == "complete" and not args.force:
             log(f"{model}: complete already, skipped (use --force to redo)")
@@ -432,6 +446,10 @@ def sweep(args) -> int:
     meta["finished"] = Clock.now().stamp()
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     print_table(rows)
+    from analysis.html_report import REPORT
+
+    if (result / REPORT).exists():
+        log(f"report: {(result / REPORT).resolve()}")
     failed = [r for r in rows if r["status"] == "failed"]
     uploaded = upload(args, meta["run_id"])
     if failed:

@@ -324,3 +324,34 @@ def download(local: Path, target: Target, settings: Settings) -> dict:
         md5 = ws.md5()
         shutil.rmtree(source)
     return {"md5": md5, "files": len(_files(local))}
+
+
+def download_all(local: Path, target: Target, settings: Settings) -> dict:
+    """Every ``<prefix>/<device>/<run>`` published under ``target.remote_dir_path`` (the
+    prefix), pulled in one ``dvc pull`` with verify on, laid out as ``local/<device>/<run>``:
+    each a result folder as the device uploaded it."""
+    if local.exists() and any(local.iterdir()):
+        raise PublishError(f"{local} is not empty: download into a new folder")
+    with _session(target, settings) as (_, ws):
+        prefix = ws.dir / target.remote_dir_path
+        pointers = sorted(p.relative_to(ws.dir) for p in prefix.glob("*/*.dvc") if p.is_file())
+        if not pointers:
+            raise PublishError(
+                f"no {target.remote_dir_path}/<device>/<run> on branch {target.branch} of "
+                f"{target.git_url}"
+            )
+        ws.dvc("remote", "modify", "--local", REMOTE, "verify", "true")
+        pulled = ws.dvc("pull", *map(str, pointers), check=False, timeout=3600)
+        if pulled.returncode != 0:
+            raise PublishError(
+                "download failed verification or transfer: "
+                f"{(pulled.stderr.strip().splitlines() or ['?'])[-1]}"
+            )
+        runs = []
+        for pointer in pointers:
+            source = ws.dir / pointer.with_suffix("")
+            device, run = pointer.parent.name, source.name
+            shutil.copytree(source, local / device / run)
+            shutil.rmtree(source)
+            runs.append((device, run))
+    return {"runs": runs, "files": len(_files(local))}

@@ -44,21 +44,29 @@ def result_folder(path, seed: int = 0):
     return path
 
 
-def data_version(tmp_path, remote, git_repo, *args, token=TOKEN, workspace="ws", timeout=180):
+def data_version(
+    tmp_path, remote, git_repo, *args, token=TOKEN, workspace="ws", timeout=180, login=None
+):
+    """data_version.py against the loopback remote and the bare repository. ``login``: a HOME
+    where ``dagshub login`` cached a token, used instead of DAGSHUB_USER_TOKEN; the target is
+    then ``--owner owner --name repo`` on the client's host (the remote's DagsHub imitation)."""
     env = {
-        "DAGSHUB_USER_TOKEN": token,
+        "DAGSHUB_USER_TOKEN": token or "",
         "DAGSHUB_USER": "benchbot",
         "HOME": str(tmp_path / "home"),
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
-    if token is None:
-        env["DAGSHUB_USER_TOKEN"] = ""
+    where = ["--dvc-remote", remote.url]
+    if login is not None:
+        env.update(DAGSHUB_USER_TOKEN="", DAGSHUB_USER="", HOME=str(login))
+        env["DAGSHUB_CLIENT_HOST"] = remote.host
+        owner, name = remote.prefix.strip("/").removesuffix(".dvc").split("/")
+        where = ["--owner", owner, "--name", name]
     return run_entry(
         [
             "data_version.py",
-            "--dvc-remote",
-            remote.url,
+            *where,
             "--git-url",
             str(git_repo),
             "--workspace",
@@ -199,11 +207,23 @@ def test_a_dead_server_fails_within_the_bound(tmp_path, remote, git_repo):
     assert commits(git_repo) == 0
 
 
-def test_two_devices_publish_to_one_repository(tmp_path, remote, git_repo):
+def test_two_devices_publish_to_one_repository_and_come_back_as_one_dataset(
+    tmp_path, remote, git_repo
+):
+    import pandas as pd
+
+    """Device a has only a `dagshub login` cache (the DagsHub way), device b a token in
+    DAGSHUB_USER_TOKEN; both publish into one repository, which comes back as one dataset."""
+    from tests.dagshub_api import DagsHubApi
+    from tests.test_report import make_run
+
+    remote.api = DagsHubApi({TOKEN: "benchbot"}, {"owner/repo": {"benchbot": "write"}})
+    dagshub_login(tmp_path / "home-a", remote.host, TOKEN)
     results = {}
 
     def device(name: str, seed: int) -> None:
-        local = result_folder(tmp_path / f"raw-{name}", seed)
+        local = make_run(tmp_path / f"raw-{name}", plots=False, seed=seed)
+        (local / ".sweep.lock").write_text("123")
         results[name] = (
             local,
             data_version(
@@ -216,6 +236,7 @@ def test_two_devices_publish_to_one_repository(tmp_path, remote, git_repo):
                 "--remote-dir-path",
                 f"raw_data/{name}/run1",
                 workspace=f"ws-{name}",
+                login=tmp_path / "home-a" if name == "a" else None,
             ),
         )
 
@@ -226,21 +247,40 @@ def test_two_devices_publish_to_one_repository(tmp_path, remote, git_repo):
         thread.join()
     for name, (_, result) in results.items():
         assert result.returncode == 0, (name, result.stderr)
+        assert TOKEN not in result.stdout + result.stderr
     assert commits(git_repo) == 2
+    # a's DVC requests carried benchbot (the token's user, from the API) and the cached token
+    assert ("GET", "/api/v1/repos/owner/repo", "benchbot") in remote.api.calls
+    dataset = tmp_path / "dataset"
+    down = data_version(
+        tmp_path,
+        remote,
+        git_repo,
+        "--download",
+        "--all-devices",
+        "--local-dir-path",
+        str(dataset),
+        "--remote-dir-path",
+        "raw_data",
+        workspace="ws-dataset",
+    )
+    assert down.returncode == 0, down.stderr
+    assert "downloaded 2 runs of 2 devices" in down.stdout
     for name, (local, _) in results.items():
-        down = data_version(
-            tmp_path,
-            remote,
-            git_repo,
-            "--download",
-            "--local-dir-path",
-            str(tmp_path / f"back-{name}"),
-            "--remote-dir-path",
-            f"raw_data/{name}/run1",
-            workspace=f"ws-check-{name}",
+        assert same_tree(local, dataset / name / "run1")
+    table = pd.read_csv(dataset / "runs.csv", keep_default_na=False)
+    assert list(zip(table["device"], table["model"], table["status"], strict=True)) == [
+        (d, m, s)
+        for d in "ab"
+        for m, s in (
+            ("lenet", "complete"),
+            ("resnet18", "complete"),
+            ("vgg16", "failed"),
         )
-        assert down.returncode == 0, down.stderr
-        assert same_tree(local, tmp_path / f"back-{name}")
+    ]
+    done = table[table["status"] == "complete"]
+    assert (done["mean_latency_ms"].astype(float) == 3.0).all()  # 6 layers of 0.5 ms
+    assert done["energy_per_inference_mJ"].astype(float).between(14.0, 16.0).all()  # 5 W × 3 ms
 
 
 def test_the_sweep_uploads_at_its_end_skips_without_target_and_prints_a_retry(
@@ -320,55 +360,38 @@ def dagshub_login(home, host: str, token: str) -> None:
     assert token in (home / ".cache/dagshub/tokens").read_text()
 
 
-def test_a_dagshub_login_cache_is_used_and_the_repository_checked_before_sending(
-    tmp_path, git_repo
+def test_with_a_dagshub_login_cache_a_missing_repository_or_a_read_only_token_fails_first(
+    tmp_path, remote, git_repo
 ):
+    """No DAGSHUB_USER_TOKEN, only what `dagshub login` cached: the client's API is asked
+    before anything is sent (the successful upload is in the two-devices test)."""
     from tests.dagshub_api import DagsHubApi
 
     reader_token = "r3ad-only-token-5555"
-    remote = DvcRemote(tmp_path / "remote", "benchbot", TOKEN, prefix="/lab/jetson-power.dvc")
     remote.api = DagsHubApi(
         {TOKEN: "benchbot", reader_token: "reader"},
-        {"lab/jetson-power": {"benchbot": "write", "reader": "read"}},
+        {"owner/repo": {"benchbot": "write", "reader": "read"}, "owner/other": {}},
     )
     local = result_folder(tmp_path / "raw")
-    try:
-        for user, token in (("benchbot", TOKEN), ("reader", reader_token)):
-            dagshub_login(tmp_path / user, remote.host, token)
-
-        def upload(user: str, name: str):
-            env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSHUB")}
-            env.update(
-                HOME=str(tmp_path / user),
-                DAGSHUB_CLIENT_HOST=remote.host,
-                NO_PROXY="127.0.0.1",
-                no_proxy="127.0.0.1",
-            )
-            args = ["data_version.py", "--upload", "--owner", "lab", "--name", name]
-            args += ["--git-url", str(git_repo), "--local-dir-path", str(local)]
-            args += ["--workspace", str(tmp_path / f"ws-{user}"), "--net-timeout", "5"]
-            return run_entry(args, env={**env, "DAGSHUB_USER_TOKEN": ""}, timeout=180)
-
-        missing = upload("benchbot", "no-such-repo")
-        assert missing.returncode == 1
-        assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
-        assert "lab/no-such-repo does not exist" in missing.stderr
-        read_only = upload("reader", "jetson-power")
-        assert read_only.returncode == 1
-        assert len(read_only.stderr.strip().splitlines()) == 1, read_only.stderr
-        assert "may not write to lab/jetson-power" in read_only.stderr
-        assert remote.uploads() == 0 and commits(git_repo) == 0
-        assert not any(p.startswith("/lab/") for _, p, _ in remote.log)  # no DVC request
-
-        ok = upload("benchbot", "jetson-power")
-        assert ok.returncode == 0, ok.stderr
-        assert "uploaded and verified" in ok.stdout and commits(git_repo) == 1
-        assert TOKEN not in ok.stdout + ok.stderr
-        # the DVC remote (derived from the client's host) got the token as benchbot's password,
-        # after the API said the repository exists and benchbot may write
-        first_post = next(i for i, (m, _, _) in enumerate(remote.log) if m == "POST")
-        checked = [i for i, (_, p, c) in enumerate(remote.log) if p.endswith("/jetson-power")]
-        assert checked and checked[-1] < first_post
-        assert ("GET", "/api/v1/repos/lab/jetson-power", "benchbot") in remote.api.calls
-    finally:
-        remote.close()
+    for user, token in (("benchbot", TOKEN), ("reader", reader_token)):
+        dagshub_login(tmp_path / user, remote.host, token)
+    remote.prefix = "/owner/other.dvc"  # a repository benchbot cannot see
+    missing = data_version(
+        tmp_path, remote, git_repo, "--upload", "--local-dir-path", str(local),
+        login=tmp_path / "benchbot",
+    )  # fmt: skip
+    remote.prefix = "/owner/repo.dvc"
+    read_only = data_version(
+        tmp_path, remote, git_repo, "--upload", "--local-dir-path", str(local),
+        login=tmp_path / "reader",
+    )  # fmt: skip
+    for result, says in (
+        (missing, "repository owner/other does not exist"),
+        (read_only, "the token of reader may not write to owner/repo"),
+    ):
+        assert result.returncode == 1
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert says in result.stderr
+        assert TOKEN not in result.stderr and reader_token not in result.stderr
+    assert remote.uploads() == 0 and commits(git_repo) == 0
+    assert not any(p.startswith("/owner/") for _, p, _ in remote.log)  # no DVC request at all

@@ -22,12 +22,12 @@ from tests.conftest import run_entry
 MODELS = ("lenet", "resnet18")
 
 
-def make_run(result: Path, plots: bool = True) -> Path:
+def make_run(result: Path, plots: bool = True, seed: int = 0) -> Path:
     """Two analysed models (a CPU run that asked float16 and ran float32), one failed model, and
     the run's metadata and idle power: a small stand-in for the quick sweep's folder."""
-    for seed, model in enumerate(MODELS):
+    for i, model in enumerate(MODELS):
         write_folder(result, model, inferences=300, layers=6, layer_ms=0.5, sample_hz=1000,
-                     step_uw=2e6, step_layer=3, noise_uw=1e5, seed=seed)  # fmt: skip
+                     step_uw=2e6, step_layer=3, noise_uw=1e5, seed=2 * seed + i)  # fmt: skip
         summary = result / model / f"{model}_torch.json"
         data = json.loads(summary.read_text())
         data["config"].update(dtype="float16", profile_runs=300)
