@@ -132,6 +132,8 @@ def metadata_html(result_dir: Path, meta: dict, idle: dict) -> str:
         ("power mode", (meta.get("nvpmodel") or {}).get("mode_name") or "unknown"),
         ("clocks", clocks.get(meta.get("clocks_locked"), "unknown")),
         ("sensor", sensor.get("source") or sensor.get("kind")),
+        ("board input", idle.get("board_input_rule")),
+        ("power", "SIMULATED" if idle.get("simulated") else "measured" if idle else None),
         ("idle power (W)", round(idle["avg_idle_power"] / 1e6, 3) if idle else None),
         ("versions", versions),
         ("suite", f"{suite.get('version')} {suite.get('git_commit') or ''}".strip()),

@@ -446,12 +446,12 @@ def sweep(args) -> int:
     meta["finished"] = Clock.now().stamp()
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     print_table(rows)
+    failed = [r for r in rows if r["status"] == "failed"]
+    uploaded = upload(args, meta["run_id"])
     from analysis.html_report import REPORT
 
     if (result / REPORT).exists():
         log(f"report: {(result / REPORT).resolve()}")
-    failed = [r for r in rows if r["status"] == "failed"]
-    uploaded = upload(args, meta["run_id"])
     if failed:
         return EXIT_MODEL_FAILED
     return uploaded or (0 if summary == 0 else EXIT_MODEL_FAILED)

@@ -327,6 +327,8 @@ def test_the_sweep_uploads_at_its_end_skips_without_target_and_prints_a_retry(
     code, out = sweep([], None)
     assert code == 0, out
     assert "upload: skipped; to publish, set DAGSHUB_USER_TOKEN" in out
+    assert "model 1 of 1, 0:" in out  # progress before each model
+    assert out.rstrip().splitlines()[-1].endswith(f"report: {(result / 'report.html').resolve()}")
 
     code, out = sweep(target, "wr0ng-token-value-9876")
     assert code == 3, out
