@@ -40,11 +40,30 @@ class BenchConfig:
     engine: str | None = None
 
 
+class _Lines:
+    """tqdm's refreshes as whole lines, for a log that is not a terminal (docker logs, a file):
+    one line per refresh instead of carriage returns piling up in one line."""
+
+    def write(self, text: str) -> None:
+        text = text.strip("\r\n")
+        if text:
+            sys.stderr.write(text + "\n")
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _progress(iterable, desc: str, total: int):
     from tqdm import tqdm
 
+    terminal = sys.stderr.isatty()
     return tqdm(
-        iterable, desc=desc, total=total, mininterval=2.0, file=sys.stderr, disable=total < 200
+        iterable,
+        desc=desc,
+        total=total,
+        mininterval=2.0 if terminal else 10.0,
+        file=sys.stderr if terminal else _Lines(),
+        disable=total < 200,
     )
 
 

@@ -160,3 +160,13 @@ def test_the_report_opens_in_headless_chromium_without_errors(tmp_path):
     bad = left_in(dom)
     assert any(i["width"] == 0 for i in bad["images"]) and bad["errors"] and bad_console
     assert left_in(dom, "sorted") == "layer3"
+
+
+def test_progress_in_a_log_that_is_not_a_terminal_is_whole_lines():
+    """docker logs and files get one line per refresh, never carriage returns."""
+    code = "from model.benchmark import _progress\nfor _ in _progress(range(500), 'timing', 500): 0"
+    done = run_entry(["-c", code])
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 3 and lines[-1].startswith("timing: 100%"), lines
