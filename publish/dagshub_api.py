@@ -22,28 +22,36 @@ from publish.tools import PublishError
 TOKEN_ENV = "DAGSHUB_USER_TOKEN"
 
 
+def _config():
+    try:
+        from dagshub.common import config
+    except ImportError:
+        raise PublishError(
+            "the dagshub package is missing: pip install dagshub (or use --dvc-remote and "
+            "--git-url)"
+        ) from None
+    return config
+
+
 def host() -> str:
     """The DagsHub instance the client talks to, without a trailing slash."""
-    from dagshub.common import config
-
-    return config.host
-
-
-def cache_path() -> str:
-    from dagshub.common import config
-
-    return config.cache_location
+    return _config().host
 
 
 def token_available() -> bool:
     """A token is set or ``dagshub login`` left a cache (no network: the check comes later)."""
-    return bool(os.environ.get(TOKEN_ENV)) or os.path.exists(cache_path())
+    if os.environ.get(TOKEN_ENV):
+        return True
+    try:
+        return os.path.exists(_config().cache_location)
+    except PublishError:
+        return False
 
 
 def cached_token() -> str | None:
     """The token ``dagshub login`` cached for this host, validated by the client; or None."""
+    config = _config()
     from dagshub.auth import tokens
-    from dagshub.common import config
 
     if not os.path.exists(config.cache_location):
         return None
