@@ -137,7 +137,7 @@ def metadata_html(result_dir: Path, meta: dict, idle: dict) -> str:
         ("idle power (W)", round(idle["avg_idle_power"] / 1e6, 3) if idle else None),
         ("versions", versions),
         ("suite", f"{suite.get('version')} {suite.get('git_commit') or ''}".strip()),
-        ("finished", meta.get("finished")),
+        ("started", meta.get("created")),
     ]
     return f'<section id="metadata"><h2>Run</h2>{_pairs(rows)}</section>'
 
