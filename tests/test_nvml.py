@@ -182,3 +182,24 @@ def test_gpu_without_energy_counter(fake_lib, tmp_path):
     import pandas as pd
 
     assert pd.read_csv(tmp_path / "gpu_power_rails.csv")["GPU0_energy_mJ"].isna().all()
+
+
+def test_energy_per_inference_counts_the_wall_time_and_the_counter():
+    """100 W for 1 s over 100 inferences of 9 ms event latency (1 ms host gap each): 1 J per
+    inference by wall time and by the counter; the event-latency figure stays at 0.9 J."""
+    import numpy as np
+
+    from analysis.figures import timing_figures
+    from analysis.load import PowerLog
+
+    t = np.arange(0, 3_000_000_000, 25_000_000, dtype=np.int64)  # 40 Hz for 3 s
+    energy = np.where(t % 100_000_000 == 0, 7_000.0 + t / 1e4, np.nan)  # 100 W in mJ, 10 Hz
+    power = PowerLog(t, np.full(len(t), 100e6), {}, energy, 0)
+    start = 1_012_000_000  # between two counter readings: interpolated
+    out = timing_figures(power, (start, start + 1_000_000_000), [0.009] * 100, idle_uw=40e6)
+    assert out["energy_per_inference_mJ"] == pytest.approx(1000.0)
+    assert out["counter_energy_per_inference_mJ"] == pytest.approx(1000.0)
+    assert out["energy_per_inference_event_latency_mJ"] == pytest.approx(900.0)
+    assert out["energy_per_inference_excl_idle_mJ"] == pytest.approx(600.0)
+    late = timing_figures(power, (2_950_000_000, 2_990_000_000), [0.009] * 4, None)
+    assert "counter_energy_per_inference_mJ" not in late  # no counter reading after the pass
