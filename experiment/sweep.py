@@ -58,6 +58,14 @@ SETTINGS = [
     ("--power-source", "EVB_POWER_SOURCE", str, "auto", "auto, ina3221, nvml or sim"),
     ("--rail", "EVB_RAIL", str, None, "board-input rail override (NAME or A+B)"),
     ("--sysfs-root", "EVB_SYSFS_ROOT", str, None, "directory that stands for / (tests)"),
+    (
+        "--isolation-updates",
+        "EVB_ISOLATION_UPDATES",
+        int,
+        20,
+        "isolation: sensor updates per layer",
+    ),
+    ("--isolation-settle", "EVB_ISOLATION_SETTLE", float, 2.0, "isolation: settle seconds"),
     ("--idle-duration", "EVB_IDLE_DURATION", float, 120.0, "seconds of idle (max if adaptive)"),
     (
         "--idle-precision",
@@ -128,6 +136,9 @@ def parse_args(argv: list[str] | None):
         help="redo models (and idle) whose results are already complete",
     )
     p.add_argument("--no-upload", action="store_true", help="never upload, even with credentials")
+    p.add_argument(
+        "--isolation", action="store_true", help="also run each layer alone (isolation power)"
+    )
     args = p.parse_args(argv)
     if args.quick:
         given = set(argv if argv is not None else sys.argv[1:])
@@ -287,6 +298,9 @@ def measure_model(args, source: str, model: str) -> dict:
     ):
         if value:
             cmd += [flag, str(value)]
+    if args.isolation:
+        cmd += ["--isolation", "--isolation-updates", str(args.isolation_updates)]
+        cmd += ["--isolation-settle", str(args.isolation_settle)]
     code = run_step(cmd, f"{model}: measuring")
     status = read_status(result / model)
     if status is None:

@@ -38,19 +38,30 @@ class Backend(ABC):
 
     def timed_infer(self) -> float:
         """One inference, timed with CUDA events on a GPU, else on the host clock; seconds."""
+        return self.time_block(self.infer)
+
+    def time_block(self, body) -> float:
+        """Run ``body`` and return its duration in seconds: CUDA events around it on a GPU (the
+        device's time; returns once the device finished), else the host clock."""
         if not self.cuda:
             t0 = time.perf_counter_ns()
-            self.infer()
+            body()
             return (time.perf_counter_ns() - t0) / 1e9
         import torch
 
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         start.record()
-        self.infer()
+        body()
         end.record()
         end.synchronize()
         return start.elapsed_time(end) / 1e3
+
+    def isolated_layers(self) -> list:
+        """Each layer call with its captured real input, to run alone (``model.isolation``)."""
+        raise BackendUnavailable(
+            f"--isolation is not implemented for the {self.name} backend yet; use --backend torch"
+        )
 
     @abstractmethod
     def attach_profilers(self) -> None:

@@ -38,6 +38,9 @@ class BenchConfig:
     profile_runs: int
     max_aux_streams: int = 0
     engine: str | None = None
+    isolation: bool = False
+    isolation_updates: int = 20
+    isolation_settle_s: float = 2.0
 
 
 class _Lines:
@@ -121,10 +124,15 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
                 sum_ms.append(sum(w[1] for w in windows))
         markers.mark("profiling_end", time.monotonic_ns())
         names = records.close()
+        if cfg.isolation:
+            from model.isolation import run_isolation
+
+            isolation = run_isolation(cfg, backend, markers.mark)
     finally:
         markers.close()
     medians = write_layer_latency(paths, names, clock)
     extra = {
+        **({"isolation": isolation} if cfg.isolation else {}),
         "backend": backend.describe(),
         "profiling": {
             "runs": cfg.profile_runs,

@@ -44,6 +44,24 @@ def add_model_arguments(p: OneLineParser) -> None:
         help="profiled inferences (profilers attached); default: as many as --runs",
     )
     p.add_argument(
+        "--isolation",
+        action="store_true",
+        help="after the passes, run each layer alone in a loop with the power logged "
+        "(writes <model>_layer_isolation.csv)",
+    )
+    p.add_argument(
+        "--isolation-updates",
+        type=int,
+        default=20,
+        help="isolation: distinct sensor updates to collect per layer after settling",
+    )
+    p.add_argument(
+        "--isolation-settle",
+        type=float,
+        default=2.0,
+        help="isolation: seconds each layer runs before its power counts",
+    )
+    p.add_argument(
         "--optimization-level", type=int, default=3, help="TensorRT builder optimization level, 0-5"
     )
     p.add_argument(
@@ -100,6 +118,9 @@ def model_flags(args) -> list[str]:
     ]
     if args.profile_runs is not None:
         out += ["--profile-runs", str(args.profile_runs)]
+    if args.isolation:
+        out += ["--isolation", "--isolation-updates", str(args.isolation_updates)]
+        out += ["--isolation-settle", str(args.isolation_settle)]
     if args.input_shape:
         out += ["--input-shape", *map(str, args.input_shape)]
     if args.engine:
@@ -138,6 +159,8 @@ def validate(args, parser: OneLineParser) -> None:
         parser.error(f"--engine {args.engine}: no such file")
     if args.engine and args.backend == "torch":
         parser.error("--engine needs --backend tensorrt")
+    if args.isolation_updates < 2 or args.isolation_settle < 0:
+        parser.error("--isolation-updates must be at least 2 and --isolation-settle not negative")
 
 
 def tensorrt_available() -> bool:
@@ -168,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     validate(args, parser)
+    if args.isolation:
+        from model.isolation import power_log_path
+
+        if not power_log_path(args.result_dir, args.model).exists():
+            parser.error(
+                "--isolation needs the power logger's file; run it through "
+                "measure_inference_power.py --isolation (or run_experiment.sh --isolation)"
+            )
     if os.environ.get(PARENT_PID_ENV):  # started by measure_inference_power.py
         exit_with_parent()
     from model.zoo import check_model_name, default_input_shape, load_model
@@ -195,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         args.profile_runs or args.runs,
         args.max_aux_streams,
         args.engine,
+        args.isolation,
+        args.isolation_updates,
+        args.isolation_settle,
     )
     try:
         backend = make_backend(args.backend, args.dtype, cfg)

@@ -169,6 +169,36 @@ class TorchBackend(Backend):
         with self.torch.inference_mode():
             self.model(self.input)
 
+    def isolated_layers(self) -> list:
+        """Every leaf call in call order, with a copy of the input it got in one forward pass;
+        each runs its module's ``forward`` alone (no hooks)."""
+        from model.isolation import Layer
+
+        captured: list[tuple[str, object, tuple]] = []
+        counts: dict[str, int] = {}
+        torch = self.torch
+
+        def hook_for(name):
+            def hook(module, inputs):
+                counts[name] = counts.get(name, 0) + 1
+                call = name if counts[name] == 1 else f"{name}#{counts[name]}"
+                args = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs)
+                captured.append((call, module, args))
+
+            return hook
+
+        handles = [m.register_forward_pre_hook(hook_for(name)) for name, m in self.leaves]
+        try:
+            self.infer()
+        finally:
+            for handle in handles:
+                handle.remove()
+        types = {layer["Name"]: layer["LayerType"] for layer in self.layers}
+        return [
+            Layer(call, types.get(call, type(m).__name__), lambda m=m, a=args: m.forward(*a))
+            for call, m, args in captured
+        ]
+
     def attach_profilers(self) -> None:
         calls = self._calls
         if self.cuda:

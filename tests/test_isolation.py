@@ -1,0 +1,145 @@
+"""Isolation power (``model.isolation``) with real processes: the simulated INA3221 (its own
+process), the power logger and, end to end, the PyTorch CPU profiler on lenet."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from model.isolation import COLUMNS, IsolationError, Layer, PowerTail, isolate_layers
+from tests.conftest import run_entry
+
+
+def host_timer(body) -> float:
+    t0 = time.perf_counter()
+    body()
+    return time.perf_counter() - t0
+
+
+@pytest.fixture
+def logged(sim_tree, tmp_path):
+    """The simulated sensor logged into tmp_path/m/m_power_rails.csv by a real logger thread."""
+    from power.discovery import sysfs_sensor
+    from power.logger import file_names, log_power
+
+    out = tmp_path / "m"
+    sensor = sysfs_sensor(sim_tree)
+    stop = threading.Event()
+    ready = threading.Event()
+    thread = threading.Thread(
+        target=log_power,
+        args=(sensor, out, "m"),
+        kwargs={"should_stop": stop.is_set, "on_ready": ready.set},
+    )
+    thread.start()
+    assert ready.wait(20)
+    try:
+        yield out / file_names("m")["rails_csv"]
+    finally:
+        stop.set()
+        thread.join(10)
+        sensor.close()
+
+
+def busy():
+    return sum(range(2000))
+
+
+def test_settle_then_enough_updates_and_a_failing_layer_recorded(logged, tmp_path):
+    def broken():
+        raise RuntimeError("CUDA error: an illegal memory access\nwas encountered")
+
+    layers = [Layer("a:Conv2d", "CaskConvolution", busy), Layer("b:ReLU", "ReLU", broken)]
+    layers.append(Layer("c:Linear", "CaskGemmConvolution", busy))
+    marks: list[tuple[str, int, int | None]] = []
+    out = tmp_path / "m_layer_isolation.csv"
+    settle, updates = 0.15, 4
+    rows = isolate_layers(
+        layers,
+        PowerTail(logged),
+        out,
+        host_timer,
+        updates,
+        settle,
+        idle_uw=4_000_000.0,
+        mark=lambda *m: marks.append(m),
+    )
+    table = pd.read_csv(out)
+    assert list(table.columns) == COLUMNS
+    assert table["layer_name"].tolist() == ["a:Conv2d", "b:ReLU", "c:Linear"]
+    failed = table.set_index("layer_name").loc["b:ReLU"]
+    assert failed["error"].startswith("RuntimeError: CUDA error") and "\n" not in failed["error"]
+    assert pd.isna(failed["mean_power_W"])
+    ok = table[table["error"].isna()]
+    assert len(ok) == 2 and (ok["runs"] > 0).all() and len(rows) == 3
+
+    # the rule, checked on the logger's file and the markers, not on the module's own counts
+    power = pd.read_csv(logged)
+    at = {(event, layer): t for event, t, layer in marks}
+    for i, row in ok.iterrows():
+        start, end = at["isolation_measure_start", i], at["isolation_measure_end", i]
+        assert start - at["isolation_start", i] >= settle * 1e9
+        before = power[power["mono_ns"] < start]["board_uW"].iloc[-1:]
+        inside = power[(power["mono_ns"] >= start) & (power["mono_ns"] <= end)]["board_uW"]
+        values = pd.concat([before, inside]).to_numpy()
+        assert (values[1:] != values[:-1]).sum() >= updates
+        assert row["distinct_updates"] >= updates and row["samples"] == len(inside)
+        assert row["mean_power_W"] == pytest.approx(inside.mean() / 1e6)
+        assert row["ci95_low_W"] < row["mean_power_W"] < row["ci95_high_W"]
+        assert row["mean_power_excl_idle_W"] == pytest.approx(row["mean_power_W"] - 4.0)
+        energy = row["mean_power_W"] * (end - start) / 1e9 / row["runs"] * 1e3
+        assert row["energy_per_run_mJ"] == pytest.approx(energy, rel=1e-6)
+        assert row["energy_source"] == "mean power x window"
+
+
+def test_a_power_log_that_stops_growing_ends_isolation(tmp_path, monkeypatch):
+    from model import isolation
+
+    monkeypatch.setattr(isolation, "STALL_S", 0.2)
+    log = tmp_path / "m_power_rails.csv"
+    log.write_text("mono_ns,read_ns,timestamp,board_uW,VDD_IN_uW\n1,1,x,5,5\n")
+    with pytest.raises(IsolationError, match="stopped growing"):
+        isolate_layers(
+            [Layer("a", "A", busy)], PowerTail(log), tmp_path / "t.csv", host_timer, 3, 0
+        )
+
+
+def test_lenet_isolation_end_to_end(tmp_path):
+    """``--isolation`` through the two-process measurement: one row per lenet layer call, in
+    the engine-info order, each measured after settling with enough sensor updates."""
+    import json
+
+    result = tmp_path / "r"
+    args = ["--model", "lenet", "--power-source", "sim", "--backend", "torch"]
+    args += ["--runs", "10", "--profile-runs", "5", "--warmup", "1", "--result-dir", str(result)]
+    args += ["--isolation", "--isolation-updates", "3", "--isolation-settle", "0.05"]
+    done = run_entry(["measure_inference_power.py", *args], timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    model_dir = result / "lenet"
+    table = pd.read_csv(model_dir / "lenet_layer_isolation.csv")
+    info = json.loads((model_dir / "torch_profiling/torch_engine_info.json").read_text())
+    assert table["layer_name"].tolist() == [layer["Name"] for layer in info["Layers"]]
+    assert table["layer_type"].tolist() == [layer["LayerType"] for layer in info["Layers"]]
+    assert table["error"].isna().all()
+    assert (table["distinct_updates"] >= 3).all() and (table["runs"] > 0).all()
+    assert (table["median_runtime_ms"] > 0).all() and (table["mean_power_W"] > 1).all()
+    markers = pd.read_csv(model_dir / "lenet_markers.csv")
+    assert (markers["event"] == "isolation_measure_end").sum() == len(table)
+    summary = json.loads((model_dir / "lenet_torch.json").read_text())
+    assert summary["isolation"] == {
+        "layers": len(table),
+        "failed": [],
+        "file": "lenet_layer_isolation.csv",
+    }
+
+
+def test_isolation_without_a_power_logger_is_a_one_line_error(tmp_path):
+    done = run_entry(
+        ["-m", "model", "--model", "lenet", "--isolation", "--result-dir", str(tmp_path)]
+    )
+    assert done.returncode == 2
+    assert "measure_inference_power.py --isolation" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 2
