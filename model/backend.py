@@ -68,10 +68,11 @@ class Backend(ABC):
         """From now on, ``profiled_infer`` reports per-layer times."""
 
     @abstractmethod
-    def profiled_infer(self, anchor_ns: int) -> list[Segment]:
+    def profiled_infer(self, anchor_ns: int) -> list[Segment] | None:
         """One profiled inference started right after ``anchor_ns`` (host monotonic, taken after
         a synchronize); returns when all its layer times are known. An empty list: the run was
-        dropped (incomplete reports), and the backend counts it in ``profiling_report``."""
+        dropped (incomplete reports), and the backend counts it in ``profiling_report``. None:
+        the layer times come later through ``completed``."""
 
     record_columns: tuple[str, ...] = ()
     """Columns this backend's windows add to the layer records (``model.output``)."""
@@ -79,6 +80,16 @@ class Backend(ABC):
     def profiling_report(self) -> dict:
         """Figures of the profiling pass for the summary JSON (e.g. dropped runs, slack)."""
         return {}
+
+    def completed(self, run: int, segments: list[Segment] | None) -> list[tuple[int, list]]:
+        """The (run, segments) whose layer times are known after ``profiled_infer`` of ``run``
+        returned ``segments``: that run's, or, for a backend that collects its layer times in
+        batches (``profiled_infer`` returned None), those of the batch that just ended."""
+        return [] if segments is None else [(run, segments)]
+
+    def finish_profiling(self) -> list[tuple[int, list]]:
+        """The (run, segments) still held back when the profiling pass ends."""
+        return []
 
     @abstractmethod
     def synchronize(self) -> None:

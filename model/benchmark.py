@@ -8,6 +8,7 @@ profiling pass attaches the profilers and rebuilds each layer's window on the ho
 from __future__ import annotations
 
 import json
+import math
 import platform
 import resource
 import statistics
@@ -70,6 +71,17 @@ def _progress(iterable, desc: str, total: int):
     )
 
 
+def layer_sum_figures(medians: dict[str, float], latencies: list[float]) -> dict:
+    """Σ of the layer medians against the unprofiled median latency: how far the profiled
+    layer times add up to an inference timed with nothing attached (1.0: exactly)."""
+    total = sum(v for v in medians.values() if not math.isnan(v))  # NaN: no record
+    timing = 1e3 * statistics.median(latencies)
+    return {
+        "sum_of_layer_medians_ms": total,
+        "sum_of_layer_medians_per_timing_median": total / timing if timing > 0 else None,
+    }
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -110,18 +122,26 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
         wall_ms: list[float] = []
         sum_ms: list[float] = []
         markers.mark("profiling_start", time.monotonic_ns())
+
+        def add(done: list[tuple[int, list]]) -> None:
+            for done_run, segments in done:
+                windows = layer_windows(segments)
+                if not windows:  # dropped by the backend, which counts it
+                    continue
+                records.add(done_run, windows)
+                if len(sum_ms) < 100_000:  # bounded: enough for the figures below
+                    sum_ms.append(sum(w[1] for w in windows))
+
         for run in _progress(range(cfg.profile_runs), "profiling", cfg.profile_runs):
             backend.synchronize()
             anchor = time.monotonic_ns()
             markers.mark("inference_start", anchor, run)
-            windows = layer_windows(backend.profiled_infer(anchor))
+            segments = backend.profiled_infer(anchor)
             end = time.monotonic_ns()
-            if not windows:  # dropped by the backend, which counts it
-                continue
-            records.add(run, windows)
-            if run < 100_000:  # bounded: enough for the figures below
+            if run < 100_000 and segments != []:  # []: dropped by the backend, which counts it
                 wall_ms.append((end - anchor) / 1e6)
-                sum_ms.append(sum(w[1] for w in windows))
+            add(backend.completed(run, segments))
+        add(backend.finish_profiling())
         markers.mark("profiling_end", time.monotonic_ns())
         names = records.close()
         if cfg.isolation:
@@ -140,6 +160,7 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
             "mean_wall_latency_ms": statistics.fmean(wall_ms) if wall_ms else None,
             "mean_sum_of_layers_ms": statistics.fmean(sum_ms) if sum_ms else None,
             "median_layer_ms": medians,
+            **layer_sum_figures(medians, latencies),
             **backend.profiling_report(),
         },
         "timing": {
