@@ -58,7 +58,10 @@ class _Lines:
 
 
 def _progress(iterable, desc: str, total: int):
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # progress bars are a convenience only
+        return iterable
 
     terminal = sys.stderr.isatty()
     return tqdm(

@@ -86,13 +86,16 @@ class _EnergyReader(threading.Thread):
 
 
 class NvmlSensor(Sensor):
-    """One GPU's power (µW) and, where the GPU has one, its energy counter (mJ)."""
+    """One GPU's power (µW) and, where the GPU has one, its energy counter (mJ).
+
+    ``averaged=True`` reads the averaged power even where the instant field exists (to compare).
+    """
 
     kind = "nvml"
     board_columns = (0,)
     key_columns = (0,)  # the energy column is filled only when the counter thread read it
 
-    def __init__(self, index: int = 0) -> None:
+    def __init__(self, index: int = 0, averaged: bool = False) -> None:
         nv = self._nv = _pynvml()
         try:
             nv.nvmlInit()
@@ -104,7 +107,8 @@ class NvmlSensor(Sensor):
             self._handle = nv.nvmlDeviceGetHandleByIndex(index)
             self._name = nv.nvmlDeviceGetName(self._handle)
             self._field = getattr(nv, "NVML_FI_DEV_POWER_INSTANT", FIELD_POWER_INSTANT)
-            self.power_reading = INSTANT if self._instant_works() else AVERAGED
+            instant = not averaged and self._instant_works()
+            self.power_reading = INSTANT if instant else AVERAGED
             self._read_power_mw()
         except nv.NVMLError as exc:
             nv.nvmlShutdown()
@@ -135,6 +139,10 @@ class NvmlSensor(Sensor):
         if field.nvmlReturn != nv.NVML_SUCCESS:
             raise nv.NVMLError(field.nvmlReturn)
         return _field_number(nv, field)
+
+    def power_w(self) -> float:
+        """One power reading in W (no energy counter), for checks outside the logger."""
+        return self._read_power_mw() / 1e3
 
     @property
     def columns(self) -> list[str]:
