@@ -143,3 +143,15 @@ def test_isolation_without_a_power_logger_is_a_one_line_error(tmp_path):
     assert done.returncode == 2
     assert "measure_inference_power.py --isolation" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+
+
+def test_traced_kernels_cut_into_layers_that_tile_the_inference():
+    """The CUDA path's cut (``model.torch_backend.cut_layers``): gaps before a layer's first
+    kernel are the layer's, a layer without kernels has an empty window, Σ = the device span."""
+    from model.torch_backend import cut_layers
+
+    kernels = [(100, 150, "a1"), (160, 200, "a2"), (260, 300, "b1"), (310, 400, "d1")]
+    layers = [("a", 2), ("b", 1), ("c", 0), ("d", 1)]
+    cut = cut_layers(kernels, layers)
+    assert cut == [("a", 100 / 1e6, 0), ("b", 100 / 1e6, 100), ("c", 0.0, 200), ("d", 1e-4, 200)]
+    assert sum(ms for _, ms, _ in cut) == pytest.approx((400 - 100) / 1e6)
