@@ -310,7 +310,9 @@ class _KernelTrace:
     resnet18 but 1.33 for resnet50: CUPTI's tracing of the runtime and driver calls adds a few
     µs of host time per launch, and an eager batch-1 model is launch-bound, so the traced device
     span stretches. (One CUDA event after each leaf call, through a wrapped forward, measured
-    1.66 on the same model.) The ratio is in the summary JSON of every CUDA run.
+    1.66 on the same model.) The unprofiled median itself drifts (resnet50: 3.82 → 4.81 ms within
+    a minute, ``benchmarks/gpu_layer_sum.py``). The ratio is in the summary JSON of every CUDA
+    run.
     """
 
     def __init__(self, backend: TorchBackend) -> None:
