@@ -57,11 +57,11 @@ class Backend(ABC):
         end.synchronize()
         return start.elapsed_time(end) / 1e3
 
+    supports_isolation = False
+
     def isolated_layers(self) -> list:
         """Each layer call with its captured real input, to run alone (``model.isolation``)."""
-        raise BackendUnavailable(
-            f"--isolation is not implemented for the {self.name} backend yet; use --backend torch"
-        )
+        raise NotImplementedError(f"the {self.name} backend has no isolation")
 
     @abstractmethod
     def attach_profilers(self) -> None:

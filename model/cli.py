@@ -233,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend = make_backend(args.backend, args.dtype, cfg)
         cfg.backend = backend.name
+        if args.isolation and not backend.supports_isolation:
+            raise BackendUnavailable(
+                f"--isolation is not implemented for the {backend.name} backend yet; "
+                "use --backend torch"
+            )
         summary = run_benchmark(
             cfg, backend, lambda: load_model(args.model, cfg.weights), Clock.from_env()
         )

@@ -98,6 +98,7 @@ class TorchBackend(Backend):
     """Eager PyTorch with hooks on every leaf module (only during the profiling pass)."""
 
     name = "torch"
+    supports_isolation = True
 
     def __init__(self, dtype: str, device: str | None = None) -> None:
         import torch

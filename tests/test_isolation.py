@@ -155,3 +155,17 @@ def test_traced_kernels_cut_into_layers_that_tile_the_inference():
     cut = cut_layers(kernels, layers)
     assert cut == [("a", 100 / 1e6, 0), ("b", 100 / 1e6, 100), ("c", 0.0, 200), ("d", 1e-4, 200)]
     assert sum(ms for _, ms, _ in cut) == pytest.approx((400 - 100) / 1e6)
+
+
+def test_isolation_with_tensorrt_is_refused_before_anything_is_measured(tmp_path):
+    from tests.conftest import ROOT
+
+    model_dir = tmp_path / "lenet"
+    model_dir.mkdir()
+    (model_dir / "lenet_power_rails.csv").write_text("mono_ns,read_ns,timestamp,board_uW\n")
+    args = ["-m", "model", "--model", "lenet", "--backend", "tensorrt", "--isolation"]
+    env = {"PYTHONPATH": f"{ROOT / 'tests' / 'doubles'}:{ROOT}"}
+    done = run_entry([*args, "--result-dir", str(tmp_path)], env=env)
+    assert done.returncode == 4, done.stderr[-1000:]
+    assert "--isolation is not implemented for the tensorrt backend" in done.stderr
+    assert not (model_dir / "lenet_markers.csv").exists()
