@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,25 @@ def run_entry(args: list[str], timeout: float = 120, env: dict | None = None, **
         stdin=subprocess.DEVNULL,
         **kw,
     )
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll ``predicate`` every 10 ms until it returns something true; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def lines_in(path: Path) -> int:
+    """Whole lines in a file written by another process so far (0 while it does not exist)."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 @pytest.fixture

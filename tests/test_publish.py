@@ -207,6 +207,7 @@ def test_a_dead_server_fails_within_the_bound(tmp_path, remote, git_repo):
     assert commits(git_repo) == 0
 
 
+@pytest.mark.slow  # two uploads and a dataset download through DVC
 def test_two_devices_publish_to_one_repository_and_come_back_as_one_dataset(
     tmp_path, remote, git_repo
 ):
@@ -283,6 +284,7 @@ def test_two_devices_publish_to_one_repository_and_come_back_as_one_dataset(
     assert done["energy_per_inference_mJ"].astype(float).between(14.0, 16.0).all()  # 5 W × 3 ms
 
 
+@pytest.mark.slow  # a sweep, then three uploads
 def test_the_sweep_uploads_at_its_end_skips_without_target_and_prints_a_retry(
     tmp_path, remote, git_repo
 ):

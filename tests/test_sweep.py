@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from tests.conftest import ROOT
-from tests.test_measurement import child_pid, marker_seen, processes_mentioning, wait_for
+from tests.conftest import ROOT, wait_for
+from tests.test_measurement import child_pid, marker_seen, processes_mentioning
 
 FAST = [  # a sweep small enough for a test: simulated power, random weights, no cool-down
     "--runs",
@@ -54,6 +55,7 @@ def status(result: Path, model: str) -> dict:
     return json.loads((result / model / "status.json").read_text())
 
 
+@pytest.mark.slow  # two models end to end, twice
 def test_interrupted_sweep_resumes_and_completes(tmp_path):
     result = tmp_path / "raw"
     proc = sweep(result, "--models", "lenet,resnet18", wait=False)
@@ -107,6 +109,7 @@ def test_interrupted_sweep_resumes_and_completes(tmp_path):
     assert sorted(p.name for p in result.iterdir() if p.is_dir()) == ["lenet", "resnet18"]
 
 
+@pytest.mark.slow  # three models end to end
 def test_a_killed_model_and_an_unknown_model_do_not_stop_the_sweep(tmp_path):
     result = tmp_path / "raw"
     proc = sweep(result, "--models", "lenet,resnt18,squeezenet1_1", wait=False)

@@ -16,7 +16,11 @@ STAMP = re.compile(r"^\d{8}-\d{2}:\d{2}:\d{2}\.\d{6}$")
 
 @pytest.mark.parametrize(
     "model,layers_at_least,conv_groups",
-    [("lenet", 12, None), ("resnet18", 50, None), ("mobilenet_v2", 100, 32)],
+    [
+        ("lenet", 12, None),
+        ("resnet18", 50, None),
+        pytest.param("mobilenet_v2", 100, 32, marks=pytest.mark.slow),  # depthwise groups
+    ],
 )
 def test_profiles_a_model_on_the_cpu(tmp_path, model, layers_at_least, conv_groups):
     result = run_entry(
