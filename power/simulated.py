@@ -133,6 +133,14 @@ def mean_power_mw(profile: str, t0: float, t1: float, cpu: CpuLoad | None = None
     return sum(power_mw(profile, t0 + (t1 - t0) * (i + 0.5) / 5, cpu) for i in range(5)) / 5
 
 
+def refresh_times(cycle0: float, n: int, chip: Ina3221, drift_ppm: float) -> list[float]:
+    """When cycle ``n`` (from ``cycle0``, CPU seconds) refreshes each channel's current register:
+    the end of that channel's shunt conversion, on the chip's drifting clock."""
+    scale = 1.0 + drift_ppm * 1e-6  # CPU seconds per chip second
+    cycle = cycle0 + n * chip.period_s * scale
+    return [cycle + chip.shunt_end_s(ch) * scale for ch in range(1, chip.channels + 1)]
+
+
 def run(
     root: Path,
     profile: str,
@@ -145,7 +153,7 @@ def run(
     hw = write_tree(root)
     chip = Ina3221(conversion_s=interval_s / (2 * len(RAILS)), channels=len(RAILS))
     fds = [
-        (os.open(hw / f"curr{ch}_input", os.O_WRONLY), mv, share, chip.shunt_end_s(ch))
+        (os.open(hw / f"curr{ch}_input", os.O_WRONLY), mv, share)
         for ch, (_, mv, share) in enumerate(RAILS, start=1)
     ]
     counter = os.open(root / UPDATES_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -163,9 +171,8 @@ def run(
     cycle0 = start - random.uniform(0.0, chip.period_s * scale)  # random phase
     n = 0
     while not stop and (duration_s is None or time.monotonic() - start < duration_s):
-        cycle = cycle0 + n * chip.period_s * scale
-        for i, (fd, mv, share, end_s) in enumerate(fds):
-            end = cycle + end_s * scale
+        ends = refresh_times(cycle0, n, chip, drift_ppm)
+        for i, ((fd, mv, share), end) in enumerate(zip(fds, ends, strict=True)):
             delay = end - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
