@@ -165,7 +165,8 @@ BINS = 1024  # phase bins of the coverage count
 
 def _coverage(lo: np.ndarray, hi: np.ndarray, period: float) -> tuple[int, float]:
     """How many change points one phase can satisfy at ``period`` (a refresh inside each's
-    bounds), and that phase (relative to ``lo[0]``), on a grid of ``BINS`` bins."""
+    bounds), the middle of the phases that do (relative to ``lo[0]``) and their extent, on a
+    grid of ``BINS`` bins."""
     a = (lo - lo[0]) / period * BINS
     b = (hi - lo[0]) / period * BINS
     start = np.floor(a).astype(np.int64)
@@ -177,8 +178,10 @@ def _coverage(lo: np.ndarray, hi: np.ndarray, period: float) -> tuple[int, float
     count[0] += int(wraps.sum())
     count -= np.bincount((first + length - BINS)[wraps], minlength=BINS + 1)
     covered = np.cumsum(count[:BINS])
-    best = int(np.argmax(covered))
-    return int(covered[best]), (best + 0.5) / BINS * period
+    top = covered == covered.max()
+    angle = 2 * np.pi * (np.flatnonzero(top) + 0.5) / BINS  # the middle of the best bins
+    centre = np.angle(np.mean(np.exp(1j * angle))) % (2 * np.pi) / (2 * np.pi)
+    return int(covered.max()), centre * period, int(top.sum()) / BINS * period
 
 
 def _periods(lo: np.ndarray, hi: np.ndarray, p0: float, max_drift: float = 0.01) -> list:
@@ -201,10 +204,14 @@ def _periods(lo: np.ndarray, hi: np.ndarray, p0: float, max_drift: float = 0.01)
     total = max((lo[-1] - lo[0]) / p0, 1.0)
     out = []
     for i in picks:
-        fine = coarse[i] * (1 + np.arange(-step, step, 0.05 / total))
-        found = [_coverage(lo, hi, p) for p in fine]
-        best = int(np.argmax([f[0] for f in found]))
-        out.append((found[best][0], float(fine[best]), lo[0] + found[best][1]))
+        period = coarse[i]
+        for width, grain in ((step, 0.05 / total), (0.05 / total, 0.005 / total)):
+            fine = period * (1 + np.arange(-width, width, grain))
+            found = [_coverage(lo, hi, p) for p in fine]
+            best = int(np.argmax([f[0] for f in found]))
+            period = fine[best]
+        covered, phase, extent = found[best]
+        out.append((covered, float(period), lo[0] + phase, extent))
     return sorted(out, reverse=True)
 
 
@@ -226,11 +233,13 @@ def refresh_fits(
     A new value between two reads bounds a refresh: it happened after the earlier read began and
     before the later one ended. The logger reads twice per nominal refresh, nearly in step with
     the chip, but as the chip's clock drifts against the CPU's the bounds sweep every phase.
-    Candidate periods come from ``_periods``; for each, the change points are numbered, then the
-    period is the one, near it, that leaves the widest phase interval consistent with all bounds
-    (a concave function: golden-section search; the 0.2 % most extreme bounds are left out, for
-    reads stamped late), and the phase is that interval's middle. Empty when fewer than 10
-    change points are seen.
+    Candidate periods come from ``_periods`` (with the middle of the phases that satisfy the
+    most bounds); where nearly every bound holds, the change points are numbered and the period
+    is refined to the one that leaves the widest phase interval consistent with all bounds (a
+    concave function: golden-section search; the 0.2 % most extreme bounds are left out, for
+    reads stamped late), and the phase is that interval's middle. Where many bounds fail (a
+    simulator woken late by a loaded machine), the most-bounds phase stands. Empty when fewer
+    than 10 change points are seen.
     """
     valid = ~np.isnan(values)
     t, half, v = t_ns[valid].astype(np.float64), read_ns[valid] / 2.0, values[valid]
@@ -242,11 +251,13 @@ def refresh_fits(
         return []
     p0 = float(nominal_period_ns)
     fits = []
-    for covered, guess, start in _periods(lo, hi, p0):
+    for covered, guess, start, extent in _periods(lo, hi, p0):
         k = _number(lo, hi, guess, start)
-        step = 0.5 * guess / max(k[-1] - k[0], 1.0)
-        trim = 0.002 if len(k) > 2000 else 0.0
-        period, phase, width = _fit_bounds(lo, hi, k, guess - step, guess + step, trim)
+        period, phase, width = guess, start, extent
+        if covered >= 0.995 * len(k):  # (nearly) every bound holds: refine on the bounds
+            step = 0.05 * guess / max(k[-1] - k[0], 1.0)
+            trim = 0.002 if len(k) > 2000 else 0.0
+            period, phase, width = _fit_bounds(lo, hi, k, guess - step, guess + step, trim)
         span = t[-1] - t[0]
         fits.append(
             RefreshFit(
