@@ -11,7 +11,8 @@ runs) and one for the time between layers and inferences. Reading ``k`` is then
 and the levels come from non-negative least squares over all readings (sparse design matrix,
 solved through its small normal matrix). Intervals: the larger of the residual-based standard
 error and a block bootstrap over consecutive readings (which also sees errors that are
-correlated in time), times Student's t. Layers whose columns are nearly collinear with others
+correlated in time), widened by what the sensor clock's phase leaves open, times Student's t.
+Layers whose columns are nearly collinear with others
 (they always run together inside one window) are flagged.
 
 Where the sensor has no conversion model, each sample is taken as the power at its timestamp;
@@ -132,7 +133,7 @@ def _bootstrap_se(matrix, y: np.ndarray, cols: np.ndarray, rng) -> np.ndarray:
     return np.std(out, axis=0, ddof=1) if len(out) > 10 else np.full(len(cols), np.nan)
 
 
-def solve_levels(matrix, y: np.ndarray, seed: int = 0) -> dict:
+def solve_levels(matrix, y: np.ndarray, seed: int = 0, bootstrap: bool = True) -> dict:
     """Levels (µW), standard errors, readings per column, variance inflation and fit figures."""
     n, p = matrix.shape
     touched = np.bincount(matrix.indices, minlength=p)
@@ -146,7 +147,11 @@ def solve_levels(matrix, y: np.ndarray, seed: int = 0) -> dict:
     sigma2 = float(residual @ residual) / dof
     inverse = np.linalg.pinv(gram)
     se_resid = np.sqrt(np.clip(np.diag(inverse) * sigma2, 0, None))
-    se_boot = _bootstrap_se(matrix, y, cols, np.random.default_rng(seed))
+    se_boot = (
+        _bootstrap_se(matrix, y, cols, np.random.default_rng(seed))
+        if bootstrap
+        else np.full(len(cols), np.nan)
+    )
     vif = np.diag(gram) * np.diag(inverse)
     full = np.full(p, np.nan)
     out = {"n_readings": touched, "dof": dof, "residual_rms_uW": float(np.sqrt(sigma2))}
@@ -155,6 +160,23 @@ def solve_levels(matrix, y: np.ndarray, seed: int = 0) -> dict:
         out[name][cols] = values
     out["se"] = np.fmax(out["se_resid"], out["se_boot"])
     return out
+
+
+def _add_phase_uncertainty(fit: dict, info: dict, records, start, end, y) -> None:
+    """Widen the standard errors by what the clock's phase leaves open: the levels are solved
+    again with every window shifted by ± one standard deviation of a phase spread evenly over
+    the interval the change points allow, and half their difference is added in quadrature."""
+    width = info.get("refresh_fit", {}).get("phase_interval_ms", 0.0)
+    sd = max(width, 0.0) * 1e6 / np.sqrt(12)
+    info["phase_sd_ms"] = sd / 1e6
+    if not sd:
+        return
+    shifted = [
+        solve_levels(design_matrix(records, start + d, end + d), y, bootstrap=False)["level"]
+        for d in (-sd, sd)
+    ]
+    spread = np.abs(shifted[1] - shifted[0]) / 2
+    fit["se"] = np.sqrt(fit["se"] ** 2 + np.nan_to_num(spread) ** 2)
 
 
 def per_inference_times(records) -> tuple[np.ndarray, float, int]:
@@ -181,12 +203,14 @@ def sensor_lsq(records, power, idle_uw: float | None, span: tuple[int, int]):
     """
     tried = []
     for start, end, y, info in sensor_readings(power, span):
-        tried.append((solve_levels(design_matrix(records, start, end), y), info))
-    fit, info = min(tried, key=lambda pair: pair[0]["residual_rms_uW"])
+        tried.append((solve_levels(design_matrix(records, start, end), y), info, start, end, y))
+    fit, info, start, end, y = min(tried, key=lambda pair: pair[0]["residual_rms_uW"])
     if len(tried) > 1:  # the sensor clocks that fitted the change points, and how the model did
         info["clock_candidates"] = [
-            {**i["refresh_fit"], "model_residual_rms_uW": f["residual_rms_uW"]} for f, i in tried
+            {**i["refresh_fit"], "model_residual_rms_uW": f["residual_rms_uW"]}
+            for f, i, *_ in tried
         ]
+    _add_phase_uncertainty(fit, info, records, start, end, y)
     half = student_t.ppf(0.975, fit["dof"]) * fit["se"]
     busy_ns, span_ns, inferences = per_inference_times(records)
     n_layers = len(records.names)

@@ -84,7 +84,11 @@ class Instant:
 
 def for_sensor(description: dict | None) -> tuple[Ina3221 | Instant, str | None]:
     """The model for a sensor as the logger described it (``<prefix>_power_summary.json``'s
-    ``sensor``), and the board rail whose current register paces the readings (or None)."""
+    ``sensor``), and the board rail whose current register paces the readings (or None).
+
+    Where the board input is a sum of rails (AGX Orin, AGX Xavier), the first rail's register
+    paces the readings and the others' staggered windows are taken as the same window (an
+    approximation of up to 4.4 ms per rail; not yet checked on such a board)."""
     if not description:
         return Instant(), None
     rails = description.get("rails") or []
