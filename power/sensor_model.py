@@ -169,8 +169,8 @@ BINS = 1024  # phase bins of the coverage count
 
 def _coverage(lo: np.ndarray, hi: np.ndarray, period: float) -> tuple[int, float]:
     """How many change points one phase can satisfy at ``period`` (a refresh inside each's
-    bounds), the middle of the phases that do (relative to ``lo[0]``) and their extent, on a
-    grid of ``BINS`` bins."""
+    bounds), the middle of the phases that do (relative to ``lo[0]``), and the extent of the
+    phases that satisfy all but 1 % more, on a grid of ``BINS`` bins."""
     a = (lo - lo[0]) / period * BINS
     b = (hi - lo[0]) / period * BINS
     start = np.floor(a).astype(np.int64)
@@ -185,7 +185,8 @@ def _coverage(lo: np.ndarray, hi: np.ndarray, period: float) -> tuple[int, float
     top = covered == covered.max()
     angle = 2 * np.pi * (np.flatnonzero(top) + 0.5) / BINS  # the middle of the best bins
     centre = np.angle(np.mean(np.exp(1j * angle))) % (2 * np.pi) / (2 * np.pi)
-    return int(covered.max()), centre * period, int(top.sum()) / BINS * period
+    near = covered >= covered.max() - 0.01 * len(lo)  # phases nearly as good: the uncertainty
+    return int(covered.max()), centre * period, int(near.sum()) / BINS * period
 
 
 def _periods(lo: np.ndarray, hi: np.ndarray, p0: float, max_drift: float = 0.01) -> list:
