@@ -138,6 +138,18 @@ def solve_levels(matrix, y: np.ndarray, seed: int = 0, bootstrap: bool = True) -
     n, p = matrix.shape
     touched = np.bincount(matrix.indices, minlength=p)
     cols = np.nonzero(touched > 0)[0]
+    if n == 0:  # no reading inside the profiling pass: nothing to solve
+        nan = np.full(p, np.nan)
+        return {
+            "n_readings": touched,
+            "dof": 1,
+            "residual_rms_uW": np.nan,
+            "level": nan,
+            "se": nan,
+            "se_resid": nan,
+            "se_boot": nan,
+            "vif": nan,
+        }
     sub = matrix[:, cols]
     gram = (sub.T @ sub).toarray()
     rhs = sub.T @ y
@@ -204,7 +216,9 @@ def sensor_lsq(records, power, idle_uw: float | None, span: tuple[int, int]):
     tried = []
     for start, end, y, info in sensor_readings(power, span):
         tried.append((solve_levels(design_matrix(records, start, end), y), info, start, end, y))
-    fit, info, start, end, y = min(tried, key=lambda pair: pair[0]["residual_rms_uW"])
+    fit, info, start, end, y = min(
+        tried, key=lambda pair: np.nan_to_num(pair[0]["residual_rms_uW"], nan=np.inf)
+    )
     if len(tried) > 1:  # the sensor clocks that fitted the change points, and how the model did
         info["clock_candidates"] = [
             {**i["refresh_fit"], "model_residual_rms_uW": f["residual_rms_uW"]}
