@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from model.output import ResultPaths
+from power.logger import file_names
 
 
 class AnalysisError(RuntimeError):
@@ -26,6 +27,9 @@ class PowerLog:
     rails: dict[str, np.ndarray]
     energy_mj: np.ndarray | None
     dropped_lines: int
+    read_ns: np.ndarray | None = None  # how long each read took (its stamp is the midpoint)
+    currents: dict[str, np.ndarray] | None = None  # every rail's current column (mA)
+    sensor: dict | None = None  # the logger's description of the sensor
 
 
 @dataclass
@@ -52,7 +56,12 @@ def load_power(model_dir: Path) -> PowerLog:
     data = path.read_bytes()
     complete = data.rfind(b"\n") + 1  # a cut last line (killed writer, copy) is left out
     lines = data.count(b"\n", 0, complete) - 1 + (complete < len(data))
-    frame = pd.read_csv(io.BytesIO(data[:complete]), on_bad_lines="skip", engine="c")
+    frame = pd.read_csv(
+        io.BytesIO(data[:complete]),
+        on_bad_lines="skip",
+        engine="c",
+        usecols=lambda c: c != "timestamp",  # the wall-clock strings are not needed here
+    )
     del data
     if "mono_ns" not in frame or "board_uW" not in frame:
         raise AnalysisError(
@@ -70,12 +79,20 @@ def load_power(model_dir: Path) -> PowerLog:
     }
     energy_cols = [c for c in frame.columns if c.endswith("_energy_mJ")]
     energy = frame[energy_cols[0]].to_numpy(float) if energy_cols else None
+    summary = model_dir / file_names(model_dir.name)["summary"]
+    try:
+        sensor = json.loads(summary.read_text()).get("sensor")
+    except (OSError, ValueError):
+        sensor = None
     return PowerLog(
         frame["mono_ns"].to_numpy(np.int64),
         frame["board_uW"].to_numpy(float),
         rails,
         energy,
         lines - len(frame),
+        frame["read_ns"].to_numpy(float) if "read_ns" in frame else None,
+        {c[:-3]: frame[c].to_numpy(float) for c in frame.columns if c.endswith("_mA")},
+        sensor,
     )
 
 

@@ -59,13 +59,13 @@ def folded_power(path: Path, centres_us, means_uw, counts, layers, title: str) -
     plt.close(fig)
 
 
-def top_layers(path: Path, layers, title: str, top: int = 15) -> None:
-    """The layers with the longest median runtime and with the most energy."""
+def top_layers(path: Path, layers, title: str, top: int = 15, method: str = "folded") -> None:
+    """The layers with the longest median runtime and with the most energy (by ``method``)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.3 * top + 1.5))
     for ax, column, label in (
         (axes[0], "median_runtime_ms", "median runtime (ms)"),
-        (axes[1], "energy_uJ", "energy per inference (µJ, folded)"),
+        (axes[1], "energy_uJ", f"energy per inference (µJ, {method})"),
     ):
         best = layers.dropna(subset=[column]).nlargest(top, column)[::-1]
         names = [n if len(n) <= 40 else n[:18] + "…" + n[-20:] for n in best["layer_name"]]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import plots
+from analysis.estimates import DEFAULT_METHOD, estimates_table
 from analysis.figures import timing_figures
 from analysis.folding import folded_layers, folded_trace
 from analysis.load import (
@@ -20,13 +21,15 @@ from analysis.load import (
     phase,
 )
 from analysis.mapping import layer_power_table
+from analysis.sensor_lsq import sensor_lsq
 from analysis.summary import readable
 from model.output import ResultPaths
 
 
 def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
     """Write ``<model>_layer_power.csv``, ``<model>_layer_power_folded.csv``,
-    ``<model>_analysis.json`` and the plots; return the analysis summary."""
+    ``<model>_layer_power_estimates.csv``, ``<model>_analysis.json`` and the plots; return the
+    analysis summary."""
     paths = ResultPaths.find(model_dir)
     if paths is None:
         raise AnalysisError(
@@ -50,6 +53,10 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
 
     folded = folded_layers(records, power, idle, markers)
     readable(folded).to_csv(model_dir / f"{model}_layer_power_folded.csv", index=False)
+
+    lsq, lsq_info = sensor_lsq(records, power, idle, profiling)
+    estimates = estimates_table(lsq, folded, mapped, records.names, idle)
+    estimates.to_csv(paths.layer_power_estimates, index=False)
 
     summary = {}
     if paths.summary_json.exists():
@@ -77,7 +84,14 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
         "power_samples": len(power.t_ns),
         "power_lines_dropped": power.dropped_lines,
         **figures,
+        "per_layer_method": DEFAULT_METHOD,
+        "sensor_lsq": lsq_info,
     }
+    if figures.get("energy_per_inference_mJ"):
+        # closure: the profiled inference's layers + between-layer time vs the timing pass
+        result["sensor_lsq"]["closure_vs_timing_pass"] = lsq_info["energy_per_inference_uJ"] / (
+            1e3 * figures["energy_per_inference_mJ"]
+        )
     (model_dir / f"{model}_analysis.json").write_text(json.dumps(result, indent=2) + "\n")
     if make_plots:
         phases = {name: phase(markers, name) for name, _ in plots.PHASES}
@@ -93,5 +107,10 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
             folded,
             f"{model}: power folded over {result['profile_runs']} inferences",
         )
-        plots.top_layers(model_dir / f"{model}_top_layers.png", folded, f"{model}: top layers")
+        plots.top_layers(
+            model_dir / f"{model}_top_layers.png",
+            folded[["layer_name", "median_runtime_ms"]].merge(lsq[["layer_name", "energy_uJ"]]),
+            f"{model}: top layers",
+            method=DEFAULT_METHOD,
+        )
     return result

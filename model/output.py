@@ -41,6 +41,7 @@ class ResultPaths:
         self.layer_names = self.profiling_dir / f"{short}_layer_names.json"
         self.trex_profile = self.profiling_dir / f"{short}_profile.json"
         self.markers = self.model_dir / f"{model}_markers.csv"
+        self.layer_power_estimates = self.model_dir / f"{model}_layer_power_estimates.csv"
 
     @classmethod
     def find(cls, model_dir: Path) -> ResultPaths | None:

@@ -1,15 +1,26 @@
 """A simulated INA3221 (Orin Nano, JetPack 6 layout) for machines without a Jetson.
 
 A separate process writes the ``jetson-sysfs.md`` §6.A tree into a directory and rewrites the
-rail values **in place** (same inode, ``os.pwrite`` + ``ftruncate``) at the sensor's refresh
-interval, so a logger holding the files open sees each update as it would on a board. The tree
-carries a marker file, so every reader reports the power as simulated.
+rail values **in place** (same inode, ``os.pwrite`` + ``ftruncate``), so a logger holding the
+files open sees each update as it would on a board. The tree carries a marker file, so every
+reader reports the power as simulated.
+
+The chip's physics follow ``power.sensor_model.Ina3221`` (the model the estimator uses, checked
+against the datasheet timing quoted in ``jetson-sysfs.md`` §3): channel 1's current register
+refreshes at the end of its 1.1 ms shunt conversion, then channel 2's 2.2 ms later and channel
+3's 2.2 ms after that, once per 6.6 ms cycle; each value is the mean power over its own
+conversion window, quantized to 8 mA; the cycle starts at a random phase and the chip's clock
+runs ``--drift-ppm`` slow or fast against the CPU's. The bus voltages stay at their nominal
+values (an Orin Nano's input voltage moves by well under 1 %). Where the process wakes late,
+the register changes late but holds the value of its nominal window.
 
 Profiles: ``sine`` (deterministic, for tests), ``constant``, and ``cpu`` (follows this machine's
 CPU load, for demos). The low three bits of ``VDD_IN``'s current count updates, so consecutive
-updates always differ and a reader can count the distinct updates it saw.
+updates always differ and a reader can count the distinct updates it saw (a real chip's
+quantized value may repeat).
 
-Run: ``python -m power.simulated DIR [--profile cpu] [--interval-ms 6.6] [--duration S]``.
+Run: ``python -m power.simulated DIR [--profile cpu] [--interval-ms 6.6] [--drift-ppm 1500]
+[--duration S]``.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -28,6 +40,7 @@ from pathlib import Path
 
 from power.discovery import SIMULATED_MARKER, sysfs_root
 from power.process import PARENT_PID_ENV, exit_with_parent
+from power.sensor_model import Ina3221
 
 DEVICE = "devices/platform/bus@0/c240000.i2c/i2c-1/1-0040"  # under sys/
 # (label, mV, share of the module input): VDD_IN is the input, the others are parts of it
@@ -35,6 +48,7 @@ RAILS = [("VDD_IN", 5160, 1.0), ("VDD_CPU_GPU_CV", 5152, 0.35), ("VDD_SOC", 5152
 IDLE_MW = 4582.0
 PROFILES = ("sine", "constant", "cpu")
 UPDATES_FILE = "simulator_updates"  # how many updates so far (outside sys/, for benchmarks)
+DRIFT_PPM = 1500.0  # the simulated chip's clock against the CPU's ("a few thousand ppm")
 
 
 def _write(path: Path, content: str | bytes) -> None:
@@ -114,9 +128,30 @@ def power_mw(profile: str, t: float, cpu: CpuLoad | None = None) -> float:
     raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
 
 
-def run(root: Path, profile: str, interval_s: float, duration_s: float | None) -> int:
-    """Write the tree, then update it every ``interval_s`` until SIGTERM or ``duration_s``."""
+def mean_power_mw(profile: str, t0: float, t1: float, cpu: CpuLoad | None = None) -> float:
+    """Mean board-input power over ``[t0, t1]`` (one conversion window): five-point rule."""
+    return sum(power_mw(profile, t0 + (t1 - t0) * (i + 0.5) / 5, cpu) for i in range(5)) / 5
+
+
+def refresh_times(cycle0: float, n: int, chip: Ina3221, drift_ppm: float) -> list[float]:
+    """When cycle ``n`` (from ``cycle0``, CPU seconds) refreshes each channel's current register:
+    the end of that channel's shunt conversion, on the chip's drifting clock."""
+    scale = 1.0 + drift_ppm * 1e-6  # CPU seconds per chip second
+    cycle = cycle0 + n * chip.period_s * scale
+    return [cycle + chip.shunt_end_s(ch) * scale for ch in range(1, chip.channels + 1)]
+
+
+def run(
+    root: Path,
+    profile: str,
+    interval_s: float,
+    duration_s: float | None,
+    drift_ppm: float = DRIFT_PPM,
+) -> int:
+    """Write the tree, then refresh each channel's current at the end of its conversion until
+    SIGTERM or ``duration_s``."""
     hw = write_tree(root)
+    chip = Ina3221(conversion_s=interval_s / (2 * len(RAILS)), channels=len(RAILS))
     fds = [
         (os.open(hw / f"curr{ch}_input", os.O_WRONLY), mv, share)
         for ch, (_, mv, share) in enumerate(RAILS, start=1)
@@ -131,13 +166,19 @@ def run(root: Path, profile: str, interval_s: float, duration_s: float | None) -
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     cpu = CpuLoad() if profile == "cpu" else None
+    scale = 1.0 + drift_ppm * 1e-6  # chip seconds per CPU second
     start = time.monotonic()
+    cycle0 = start - random.uniform(0.0, chip.period_s * scale)  # random phase
     n = 0
-    next_t = start
     while not stop and (duration_s is None or time.monotonic() - start < duration_s):
-        total = power_mw(profile, next_t - start, cpu)
-        for i, (fd, mv, share) in enumerate(fds):
-            ma = 8 * round(total * share * 1000.0 / mv / 8)
+        ends = refresh_times(cycle0, n, chip, drift_ppm)
+        for i, ((fd, mv, share), end) in enumerate(zip(fds, ends, strict=True)):
+            delay = end - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            begin = end - chip.conversion_s * scale
+            total = mean_power_mw(profile, begin - start, end - start, cpu)
+            ma = int(chip.quantize_ma(total * share * 1000.0 / mv))
             if i == 0:
                 ma += n % 8  # every update distinguishable
             data = f"{ma}\n".encode()
@@ -145,13 +186,10 @@ def run(root: Path, profile: str, interval_s: float, duration_s: float | None) -
             os.ftruncate(fd, len(data))
         n += 1
         os.pwrite(counter, f"{n}\n".encode(), 0)
-        next_t += interval_s
-        delay = next_t - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        else:
-            next_t = time.monotonic()
-    for fd, _, _ in fds:
+        behind = time.monotonic() - (cycle0 + n * chip.period_s * scale)
+        if behind > chip.period_s:  # suspended or starved: skip the missed cycles
+            n += int(behind / (chip.period_s * scale))
+    for fd, *_ in fds:
         os.close(fd)
     os.close(counter)
     return 0
@@ -180,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         help="refresh interval of the simulated chip in ms (default 6.6, as a JetPack 6 Orin)",
     )
     parser.add_argument(
+        "--drift-ppm",
+        type=float,
+        default=DRIFT_PPM,
+        help=f"how much slower the chip's clock runs than the CPU's (default {DRIFT_PPM:g})",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         default=None,
@@ -190,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         exit_with_parent()
     if args.interval_ms <= 0:
         parser.error("--interval-ms must be positive")
-    return run(args.dir, args.profile, args.interval_ms / 1000.0, args.duration)
+    return run(args.dir, args.profile, args.interval_ms / 1000.0, args.duration, args.drift_ppm)
 
 
 if __name__ == "__main__":
