@@ -3,7 +3,8 @@
 In one process (resnet50 and resnet18, fp16, batch 1, random weights): an unprofiled timing pass,
 then profiled passes collecting the kernel trace every ``KERNEL_BATCH`` inferences for several
 batch sizes, then the timing pass again (the host's speed drifts). Prints, per batch size, the
-median wall time of a profiled inference and Σ layer medians / unprofiled median.
+median wall time of a profiled inference, Σ layer medians (device time of each layer's kernels)
+/ unprofiled median, and the same for the windows (which also hold the launch gaps).
 
 Usage: python3 benchmarks/gpu_layer_sum.py [RUNS]
 """
@@ -26,15 +27,18 @@ def timing(backend, n: int) -> float:
     return 1e3 * statistics.median(backend.timed_infer() for _ in range(n))
 
 
-def profiled(backend, n: int) -> tuple[float, float, int]:
-    """(Σ layer medians ms, median wall ms of a profiled inference, dropped batches)."""
+def profiled(backend, n: int) -> tuple[float, float, float, int]:
+    """(Σ layer medians ms, Σ window medians ms, median wall ms of a profiled inference,
+    dropped batches)."""
     per_layer: dict[str, list[float]] = defaultdict(list)
+    per_window: dict[str, list[float]] = defaultdict(list)
     walls = []
 
     def add(done) -> None:
         for _, segments in done:
-            for name, ms, _ in segments[0].layers:
+            for name, ms, _, window_ns in segments[0].layers:
                 per_layer[name].append(ms)
+                per_window[name].append(window_ns / 1e6)
 
     for run in range(n):
         backend.synchronize()
@@ -44,7 +48,8 @@ def profiled(backend, n: int) -> tuple[float, float, int]:
         add(backend.completed(run, segments))
     add(backend.finish_profiling())
     total = sum(statistics.median(v) for v in per_layer.values())
-    return total, statistics.median(walls), backend._kernels.dropped_batches
+    span = sum(statistics.median(v) for v in per_window.values())
+    return total, span, statistics.median(walls), backend._kernels.dropped_batches
 
 
 def main() -> None:
@@ -62,9 +67,11 @@ def main() -> None:
             tb.KERNEL_BATCH = batch
             if batch != 200:
                 backend._kernels._start()
-            total, wall, dropped = profiled(backend, runs)
+            total, span, wall, dropped = profiled(backend, runs)
             rows[batch] = {
                 "sum_layer_medians_ms": total,
+                "sum_window_medians_ms": span,
+                "window_ratio_to_timing_before": span / before,
                 "profiled_wall_median_ms": wall,
                 "ratio_to_timing_before": total / before,
                 "dropped_batches": dropped,

@@ -124,6 +124,7 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
         records = RecordWriter(paths, backend.record_columns)
         wall_ms: list[float] = []
         sum_ms: list[float] = []
+        span_ms: list[float] = []  # Σ window lengths: more than Σ layer times where gaps are
         markers.mark("profiling_start", time.monotonic_ns())
 
         def add(done: list[tuple[int, list]]) -> None:
@@ -134,6 +135,7 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
                 records.add(done_run, windows)
                 if len(sum_ms) < 100_000:  # bounded: enough for the figures below
                     sum_ms.append(sum(w[1] for w in windows))
+                    span_ms.append(sum(w[3] - w[2] for w in windows) / 1e6)
 
         for run in _progress(range(cfg.profile_runs), "profiling", cfg.profile_runs):
             backend.synchronize()
@@ -162,6 +164,7 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
             "layers": len(names),
             "mean_wall_latency_ms": statistics.fmean(wall_ms) if wall_ms else None,
             "mean_sum_of_layers_ms": statistics.fmean(sum_ms) if sum_ms else None,
+            "mean_sum_of_windows_ms": statistics.fmean(span_ms) if span_ms else None,
             "median_layer_ms": medians,
             **layer_sum_figures(medians, latencies),
             **backend.profiling_report(),

@@ -275,19 +275,23 @@ class TorchBackend(Backend):
 
 def cut_layers(
     kernels: list[tuple[int, int, str]], layers: list[tuple[str, int]]
-) -> list[tuple[str, float, int]]:
+) -> list[tuple[str, float, int, int]]:
     """One inference's kernels (start ns, end ns, name; in launch order) cut into its layers
-    (name, number of kernels): (name, ms, offset ns from the first kernel's start) per layer.
-    Each window runs from the previous layer's end (the first kernel's start for the first
-    layer) to the end of the layer's last kernel, so the windows tile the device span."""
+    (name, number of kernels): (name, busy ms, offset ns from the first kernel's start, window
+    ns) per layer. The busy time is the device time of the layer's own kernels (the union of
+    their intervals: what TensorRT's profiler reports per layer). The windows tile the device
+    span: each runs from the previous layer's end (the first kernel's start for the first
+    layer) to the end of the layer's last kernel, so the idle gap before a layer's first kernel
+    (its launch) is in its window but not in its busy time."""
     origin = cursor = kernels[0][0]
     out, j = [], 0
     for name, n in layers:
-        start = cursor
-        if n:
-            cursor = max([cursor] + [end for _, end, _ in kernels[j : j + n]])
-            j += n
-        out.append((name, (cursor - start) / 1e6, start - origin))
+        start, busy, reach = cursor, 0, cursor
+        for k_start, k_end, _ in sorted(kernels[j : j + n]):
+            busy += max(0, k_end - max(k_start, reach))
+            reach = max(reach, k_end)
+        cursor, j = reach, j + n
+        out.append((name, busy / 1e6, start - origin, cursor - start))
     return out
 
 
@@ -301,19 +305,18 @@ class _KernelTrace:
     kernel (``torch.cuda._sleep(0)``) before each leaf module, which tells how many kernels each
     leaf call launches, in order (kernels of functional code between leaves, such as resnet's
     residual add, go to the leaf before them). Each traced inference's kernels are then cut into
-    layers in that order. A layer's window runs from the end of the previous layer's last kernel
-    (the inference's first kernel start for the first layer) to the end of its own last kernel,
-    so the windows tile the inference's device span and their sum is that span; the idle gap
-    before a layer's first kernel (its launch) is the layer's. Windows are placed at the host
-    anchor + their offset from the inference's first kernel: early by the launch latency (µs).
+    layers in that order (``cut_layers``): a layer's time is the device time of its kernels, its
+    window runs from the end of the previous layer's last kernel to the end of its own, so the
+    windows tile the inference's device span. Windows are placed at the host anchor + their
+    offset from the inference's first kernel: early by the launch latency (µs).
 
-    Measured on an H200 (torch 2.11, fp16, batch 1): Σ layer medians / unprofiled median 0.94 for
-    resnet18 but 1.33 for resnet50: CUPTI's tracing of the runtime and driver calls adds a few
+    Why busy time and not the window: CUPTI's tracing of the runtime and driver calls adds a few
     µs of host time per launch, and an eager batch-1 model is launch-bound, so the traced device
-    span stretches. (One CUDA event after each leaf call, through a wrapped forward, measured
-    1.66 on the same model.) The unprofiled median itself drifts (resnet50: 3.82 → 4.81 ms within
-    a minute, ``benchmarks/gpu_layer_sum.py``). The ratio is in the summary JSON of every CUDA
-    run.
+    span stretches. Measured on an H200 (torch 2.11, fp16, batch 1), Σ window medians / unprofiled
+    median was 0.94 for resnet18 but 1.33 for resnet50 (one CUDA event after each leaf call,
+    through a wrapped forward, measured 1.66). The unprofiled median itself drifts (resnet50:
+    3.82 → 4.81 ms within a minute, ``benchmarks/gpu_layer_sum.py``). Both sums are in the
+    summary JSON of every CUDA run.
     """
 
     def __init__(self, backend: TorchBackend) -> None:

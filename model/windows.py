@@ -81,9 +81,9 @@ def layer_windows(segments: list[Segment]) -> list[tuple]:
             windows.extend(_end_aligned(segment))
             continue
         cursor = segment.anchor_ns
-        for name, ms, offset in segment.layers:
+        for name, ms, offset, *window_ns in segment.layers:  # a window longer than ms: CUDA
             start = segment.anchor_ns + offset if offset is not None else cursor
-            end = start + round(ms * 1e6)
+            end = start + (window_ns[0] if window_ns else round(ms * 1e6))
             windows.append((name, ms, start, end))
             cursor = end
     return windows

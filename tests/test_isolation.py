@@ -146,15 +146,23 @@ def test_isolation_without_a_power_logger_is_a_one_line_error(tmp_path):
 
 
 def test_traced_kernels_cut_into_layers_that_tile_the_inference():
-    """The CUDA path's cut (``model.torch_backend.cut_layers``): gaps before a layer's first
-    kernel are the layer's, a layer without kernels has an empty window, Σ = the device span."""
+    """The CUDA path's cut (``model.torch_backend.cut_layers``): a layer's time is its kernels'
+    device time; gaps before its first kernel are in its window; a layer without kernels has an
+    empty window; Σ windows = the device span."""
     from model.torch_backend import cut_layers
 
     kernels = [(100, 150, "a1"), (160, 200, "a2"), (260, 300, "b1"), (310, 400, "d1")]
     layers = [("a", 2), ("b", 1), ("c", 0), ("d", 1)]
     cut = cut_layers(kernels, layers)
-    assert cut == [("a", 100 / 1e6, 0), ("b", 100 / 1e6, 100), ("c", 0.0, 200), ("d", 1e-4, 200)]
-    assert sum(ms for _, ms, _ in cut) == pytest.approx((400 - 100) / 1e6)
+    assert cut == [
+        ("a", 90 / 1e6, 0, 100),
+        ("b", 40 / 1e6, 100, 100),
+        ("c", 0.0, 200, 0),
+        ("d", 90 / 1e6, 200, 100),
+    ]
+    assert sum(window for *_, window in cut) == 400 - 100
+    overlapping = cut_layers([(0, 50, "x1"), (40, 70, "x2")], [("x", 2)])  # union, not sum
+    assert overlapping == [("x", 70 / 1e6, 0, 70)]
 
 
 def test_isolation_with_tensorrt_is_refused_before_anything_is_measured(tmp_path):
