@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.estimates import DEFAULT_METHOD
 from analysis.summary import model_dirs, readable, summary_table
 from experiment.measurement import read_status
+from model.output import ResultPaths
 
 REPORT = "report.html"
 PLOTS = (
@@ -191,32 +193,45 @@ def _summary_json(model_dir: Path) -> Path:
 
 
 def layers_html(model_dir: Path) -> str:
-    """Top layers by time and by energy, and the whole per-layer table (sortable)."""
-    path = model_dir / f"{model_dir.name}_layer_power_folded.csv"
-    if not path.exists():
+    """Top layers by time and by energy, and the whole per-layer table (sortable): power and
+    energy from the default estimator (``analysis.estimates``), windows from folding."""
+    folded_path = model_dir / f"{model_dir.name}_layer_power_folded.csv"
+    if not folded_path.exists():
         return "<p>No per-layer table.</p>"
-    folded = pd.read_csv(path)
+    folded = pd.read_csv(folded_path)
     frame = pd.DataFrame(
         {
             "layer": folded["layer_name"],
             "type": folded["layer_type"],
             "median_runtime_ms": folded["median_runtime_ms"],
-            "power_W": folded["power_uW"] / 1e6,
-            "ci95_W": folded["ci95_uW"] / 1e6,
-            "energy_mJ": folded["energy_uJ"] / 1e3,
-            "samples": folded["samples"],
-            "window_us": [
-                f"{a:.1f}–{b:.1f}"
-                for a, b in zip(folded["window_start_us"], folded["window_end_us"], strict=True)
-            ],
         }
     )
+    paths = ResultPaths.find(model_dir)
+    if paths is not None and paths.layer_power_estimates.exists():
+        est = pd.read_csv(paths.layer_power_estimates)
+        est = est[est["method"] == DEFAULT_METHOD].set_index("layer_name")
+        method = DEFAULT_METHOD
+        power, low, high = (
+            est[c].reindex(frame["layer"]).to_numpy()
+            for c in ("power_uW", "ci95_low_uW", "ci95_high_uW")
+        )
+        frame["power_W"], frame["ci95_W"] = power / 1e6, (high - low) / 2e6
+        frame["energy_mJ"] = est["energy_uJ"].reindex(frame["layer"]).to_numpy() / 1e3
+        frame["readings"] = est["n_readings"].reindex(frame["layer"]).to_numpy()
+    else:  # a folder analysed before the estimates table existed
+        method = "folded"
+        frame["power_W"], frame["ci95_W"] = folded["power_uW"] / 1e6, folded["ci95_uW"] / 1e6
+        frame["energy_mJ"], frame["readings"] = folded["energy_uJ"] / 1e3, folded["samples"]
+    frame["window_us"] = [
+        f"{a:.1f}–{b:.1f}"
+        for a, b in zip(folded["window_start_us"], folded["window_end_us"], strict=True)
+    ]
     frame = readable(frame)
     by_time = frame.nlargest(TOP, "median_runtime_ms")
     by_energy = frame.dropna(subset=["energy_mJ"]).nlargest(TOP, "energy_mJ")
     return (
         f"<h3>Top {TOP} layers by median runtime</h3>{table_html(by_time)}"
-        f"<h3>Top {TOP} layers by energy (folded)</h3>{table_html(by_energy)}"
+        f"<h3>Top {TOP} layers by energy ({method})</h3>{table_html(by_energy)}"
         f"<details><summary>All {len(frame)} layers (click a column to sort)</summary>"
         f'<div class="scroll">{table_html(frame, sortable=True)}</div></details>'
     )

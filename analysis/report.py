@@ -56,7 +56,7 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
 
     lsq, lsq_info = sensor_lsq(records, power, idle, profiling)
     estimates = estimates_table(lsq, folded, mapped, records.names, idle)
-    estimates.to_csv(paths.layer_power_estimates, index=False)
+    readable(estimates).to_csv(paths.layer_power_estimates, index=False)
 
     summary = {}
     if paths.summary_json.exists():

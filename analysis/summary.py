@@ -49,15 +49,18 @@ def decimals(column: str) -> int | None:
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:
     """A copy rounded by unit; whole-number columns as integers, empty where unknown. Interval
-    half-widths (``ci95_*``) are rounded up, so that rounding never narrows them."""
+    half-widths and upper bounds (``ci95_*``) are rounded up and lower bounds (``ci95_low*``)
+    down, so that rounding never narrows an interval."""
     out = table.copy()
     for column in out.columns:
         places = decimals(str(column))
         if places is None or not pd.api.types.is_numeric_dtype(out[column]):
             continue
         values = out[column].astype(float)
-        if str(column).startswith("ci95"):
-            scale = 10.0**places
+        scale = 10.0**places
+        if str(column).startswith("ci95_low"):
+            values = np.floor(values * scale + 1e-9) / scale
+        elif str(column).startswith("ci95"):
             values = np.ceil(values * scale - 1e-9) / scale
         else:
             values = values.round(places)

@@ -92,6 +92,7 @@ def test_analyze_writes_a_self_contained_report_and_prints_its_path(tmp_path):
     for text in ("orin-01", "36.3.0", "NOT locked", "SIMULATED", "weights unavailable",
                  "idle power drifted +3.1 %", 'data-model="vgg16"'):  # fmt: skip
         assert text in html, text
+    assert "layers by energy (sensor_lsq)" in html  # the default estimator, not folding
 
 
 def chromium() -> str | None:
