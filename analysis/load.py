@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.output import ResultPaths
-from power.logger import file_names
+from common.layout import IDLE_JSON, LayoutError, ResultPaths, read_json
 
 
 class AnalysisError(RuntimeError):
@@ -47,7 +46,7 @@ class LayerRecords:
 
 def load_power(model_dir: Path) -> PowerLog:
     """The rails CSV the logger streamed (tolerates a cut last line)."""
-    path = model_dir / f"{model_dir.name}_power_rails.csv"
+    path = ResultPaths(model_dir.parent, model_dir.name).power["rails_csv"]
     if not path.exists() or path.stat().st_size == 0:
         raise AnalysisError(
             f"{path.name} is missing or empty: the power logger wrote nothing "
@@ -79,10 +78,10 @@ def load_power(model_dir: Path) -> PowerLog:
     }
     energy_cols = [c for c in frame.columns if c.endswith("_energy_mJ")]
     energy = frame[energy_cols[0]].to_numpy(float) if energy_cols else None
-    summary = model_dir / file_names(model_dir.name)["summary"]
     try:
-        sensor = json.loads(summary.read_text()).get("sensor")
-    except (OSError, ValueError):
+        summary = read_json(ResultPaths(model_dir.parent, model_dir.name).power["summary"])
+        sensor = summary.get("sensor")
+    except LayoutError:
         sensor = None
     return PowerLog(
         frame["mono_ns"].to_numpy(np.int64),
@@ -142,11 +141,19 @@ def phase(markers: pd.DataFrame, name: str) -> tuple[int, int] | None:
 
 
 def load_idle(result_dir: Path) -> float | None:
-    """Idle board power (µW) from ``idling_power.json``, or None."""
-    try:
-        return float(json.loads((result_dir / "idling_power.json").read_text())["avg_idle_power"])
-    except (OSError, ValueError, KeyError):
+    """Idle board power (µW) from ``idling_power.json``; None where there is none. A file
+    that is there but unusable (truncated, garbled, no figure) is an ``AnalysisError``: the
+    idle-corrected figures would silently be missing otherwise."""
+    path = result_dir / IDLE_JSON
+    if not path.exists():
         return None
+    try:
+        value = read_json(path).get("avg_idle_power")
+    except LayoutError as exc:
+        raise AnalysisError(f"{exc}; measure idle again (run_experiment.sh --force)") from None
+    if not isinstance(value, (int, float)) or not value > 0:
+        raise AnalysisError(f"{path} holds no positive avg_idle_power; measure idle again")
+    return float(value)
 
 
 def check_overlap(power: PowerLog, start_ns: int, end_ns: int, what: str) -> None:

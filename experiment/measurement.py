@@ -9,7 +9,6 @@ SIGTERM if this process dies (``PR_SET_PDEATHSIG``), so none is left behind.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
@@ -21,13 +20,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.layout import read_status, write_status  # noqa: F401 (read_status: re-export)
 from power.clock import CLOCK_ORIGIN_ENV, Clock
 from power.process import PARENT_PID_ENV
 from power.simulated import sensor_root
 
 PROJECT = Path(__file__).resolve().parents[1]
 STOP_GRACE_S = 2.0
-STATUS_FILE = "status.json"
 
 # exit codes of measure_inference_power.py (and the model's status "exit_code")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_ARGS, EXIT_MODEL, EXIT_BACKEND = 0, 1, 2, 3, 4
@@ -57,21 +56,6 @@ class MeasureConfig:
     profiler_cpus: set[int] | None = None
     sim_profile: str = "cpu"
     extra_status: dict = field(default_factory=dict)
-
-
-def read_status(model_dir: Path) -> dict | None:
-    """The model folder's status, or None where it has none (or an unreadable one)."""
-    try:
-        return json.loads((model_dir / STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def write_status(model_dir: Path, status: dict) -> None:
-    """Replace ``status.json`` atomically (a reader never sees half a file)."""
-    tmp = model_dir / f".{STATUS_FILE}.tmp"
-    tmp.write_text(json.dumps(status, indent=2) + "\n")
-    os.replace(tmp, model_dir / STATUS_FILE)
 
 
 def default_cpus() -> tuple[set[int] | None, set[int] | None]:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from common.cli import OneLineParser
-from experiment.measurement import read_status
+from common.layout import IDLE_JSON, RUN_METADATA, SWEEP_LOCK, read_status, write_json
 from power.process import PARENT_PID_ENV
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,7 @@ def log(message: str) -> None:
 def acquire_lock(result_dir: Path):
     """An exclusive lock on ``<result_dir>/.sweep.lock``, or None if a sweep holds it."""
     result_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(result_dir / ".sweep.lock", "a+")
+    handle = open(result_dir / SWEEP_LOCK, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -242,7 +242,7 @@ def run_step(cmd: list[str], what: str) -> int:
 
 def measure_idle(args, source: str) -> None:
     result = Path(args.result_dir)
-    if (result / "idling_power.json").exists() and not args.force:
+    if (result / IDLE_JSON).exists() and not args.force:
         log("idle: idling_power.json exists, kept (use --force to measure again)")
         return
     cmd = [
@@ -425,7 +425,7 @@ def sweep(args) -> int:
     config["power_source_resolved"] = source
     host_root = sysfs_root(args.sysfs_root if source != "sim" else None)
     meta = run_metadata(host_root, config, {"source": source}, Clock.now())
-    meta_path = result / "run_metadata.json"
+    meta_path = result / RUN_METADATA
     earlier = _earlier_sweeps(meta_path)  # a resumed sweep keeps what the first ones recorded
     meta["run_id"] = earlier[0].get("run_id", earlier[0]["created"]) if earlier else meta["created"]
     meta["earlier_sweeps"] = earlier
@@ -434,7 +434,7 @@ def sweep(args) -> int:
             "WARNING: clocks are not locked; run 'sudo jetson_clocks' on the host for "
             "comparable runs"
         )
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(meta_path, meta)
     log(f"sweep: {len(args.models)} models, power source {source}, results in {result}")
 
     measure_idle(args, source)
@@ -458,7 +458,7 @@ def sweep(args) -> int:
     )
     meta["models"] = {r["model"]: {"status": r["status"], "reason": r.get("reason")} for r in rows}
     meta["finished"] = Clock.now().stamp()
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(meta_path, meta)
     print_table(rows)
     failed = [r for r in rows if r["status"] == "failed"]
     uploaded = upload(args, meta["run_id"])

@@ -8,7 +8,6 @@ asked precision, after a minimum duration.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -16,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from common.layout import IDLE_JSON, IDLE_PREFIX, power_files, write_json
 from power.clock import Clock
-from power.logger import file_names, log_power
+from power.logger import log_power
 from power.sensor import Sensor
 
 BATCH_S = 0.5
 MIN_BATCHES = 10
-PREFIX = "idle"
 
 
 class BatchMeans:
@@ -88,7 +87,7 @@ def measure_idle(
     summary = log_power(
         sensor,
         out_dir,
-        PREFIX,
+        IDLE_PREFIX,
         hz,
         clock,
         should_stop=lambda: precise,
@@ -105,7 +104,7 @@ def measure_idle(
     first, second = statistics.fmean(powers[:half]), statistics.fmean(powers[half:])
     drift_pct = 100.0 * (second - first) / mean if mean else 0.0
     ci = batches.ci95()
-    rails = _rail_means(out_dir / file_names(PREFIX)["rails_csv"])
+    rails = _rail_means(out_dir / power_files(IDLE_PREFIX)["rails_csv"])
     result = {
         "timestamp": clock.stamp(),
         "avg_idle_power": mean,
@@ -123,9 +122,9 @@ def measure_idle(
         "drift_warning": abs(drift_pct) > drift_warn_pct,
         "rails_mean_uW": rails,
         "simulated": sensor.simulated,
-        "power_log_summary": file_names(PREFIX)["summary"],
+        "power_log_summary": power_files(IDLE_PREFIX)["summary"],
     }
-    (out_dir / "idling_power.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out_dir / IDLE_JSON, result)
     return result
 
 

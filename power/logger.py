@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.layout import power_files, write_json
 from common.linefile import LineWriter
 from power.clock import Clock
 from power.sensor import Sensor
@@ -37,15 +37,6 @@ HIST_BINS = 10_000
 
 Batch = list[tuple[int, int, int, object]]  # (due, t0, t1, raw sample): t0/t1 around the read
 SampleHook = Callable[[np.ndarray, np.ndarray], None]  # (stamps, board µW) of a batch
-
-
-def file_names(prefix: str) -> dict[str, str]:
-    """The names of the files the logger writes for ``prefix``."""
-    return {
-        "raw_log": f"{prefix}_power_log.log",
-        "rails_csv": f"{prefix}_power_rails.csv",
-        "summary": f"{prefix}_power_summary.json",
-    }
 
 
 def tighten_timer_slack(ns: int = 1000) -> None:
@@ -228,7 +219,7 @@ def log_power(
     clock = clock or Clock.from_env()
     hz = hz or sensor.default_hz()
     period = round(1e9 / hz)
-    names = file_names(prefix)
+    names = power_files(prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
     tighten_timer_slack()
     out = _Output(sensor, out_dir, names, clock, period, on_samples)
@@ -312,5 +303,5 @@ def log_power(
         },
         "files": {k: v for k, v in names.items() if k != "raw_log" or out.raw is not None},
     }
-    (out_dir / names["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out_dir / names["summary"], summary)
     return summary
