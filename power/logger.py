@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.layout import power_files, write_json
+from common.clock import Clock
+from common.layout import LayoutError, power_files, write_json
 from common.linefile import LineWriter
-from power.clock import Clock
 from power.sensor import Sensor
 
 WRITE_S = 0.1  # decode, format and write the pending samples this often
@@ -191,8 +191,17 @@ class _Output:
         self.read_ns_sum += int(read_ns.sum())
         self.read_ns_max = max(self.read_ns_max, int(read_ns.max()))
 
-    def close(self) -> None:
-        self.rails.close()
+    def finish(self, pending: Batch) -> LayoutError | None:
+        """Write what is pending and close the files; the first write error, if any."""
+        failure = None
+        for step in (lambda: self.write(pending), self.rails.close, self._close_raw):
+            try:
+                step()
+            except LayoutError as exc:
+                failure = failure or exc
+        return failure
+
+    def _close_raw(self) -> None:
         if self.raw is not None:
             self.raw.close()
 
@@ -233,6 +242,7 @@ def log_power(
     deadline = start + int(duration_s * 1e9) if duration_s is not None else 1 << 62
     write_ns = int(WRITE_S * 1e9)
     due = next_write = start
+    failure: LayoutError | None = None
     try:
         while not should_stop():
             t0 = monotonic_ns()
@@ -246,7 +256,11 @@ def log_power(
             except ValueError:
                 errors["EPARSE"] += 1
             if t0 >= next_write or on_ready is not None:
-                out.write(pending)
+                try:
+                    out.write(pending)
+                except LayoutError as exc:  # a full disk: stop, every file ends on a whole line
+                    failure, pending = exc, []
+                    break
                 pending = []
                 next_write = t0 + write_ns
                 if on_ready is not None and out.samples >= 2:
@@ -258,10 +272,9 @@ def log_power(
                 missed = (now - due) // period + 1
                 skipped_slots += missed
                 due += missed * period
-            sleep((due - now) / 1e9)
+            sleep((min(due, deadline) - now) / 1e9)
     finally:
-        out.write(pending)
-        out.close()
+        failure = out.finish(pending) or failure
     end = time.monotonic_ns()
     cpu_s = time.process_time() - cpu_start
     samples, first_stamp, last_stamp = out.samples, out.first_stamp, out.last_stamp
@@ -303,5 +316,12 @@ def log_power(
         },
         "files": {k: v for k, v in names.items() if k != "raw_log" or out.raw is not None},
     }
-    write_json(out_dir / names["summary"], summary)
+    if failure is not None:
+        summary["write_error"] = str(failure)
+    try:
+        write_json(out_dir / names["summary"], summary)
+    except LayoutError as exc:
+        failure = failure or exc
+    if failure is not None:
+        raise failure
     return summary
