@@ -25,9 +25,13 @@ from power.cli import resolved_source
 PROG = "measure_inference_power.py"
 
 
-def parse_args(argv: list[str] | None):
+def build_parser():
     doc = __doc__.split("\n\n")
-    p = parser(MEASURE_RUN, prog=PROG, description=doc[1], epilog=doc[2])
+    return parser(MEASURE_RUN, prog=PROG, description=doc[1], epilog=doc[2])
+
+
+def parse_args(argv: list[str] | None):
+    p = build_parser()
     args = resolve(p, MEASURE_RUN, argv)
     if not args.model:
         p.error("--model is required")
@@ -48,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         paths.model_dir.mkdir(parents=True, exist_ok=True)
         write_json(paths.run_spec, spec)
         status = measure(paths.run_spec, stop)
-    except (LayoutError, OSError) as exc:
+    except LayoutError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{PROG}: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     if status["status"] == "complete":
         print(f"{args.model}: complete in {status['duration_s']:.1f} s -> {paths.model_dir}")

@@ -23,7 +23,7 @@ from power.simulated import sensor_root
 PROG = "measure_power.py"
 
 
-def parse_args(argv: list[str] | None):
+def build_parser():
     p = parser(
         SENSOR_SETTINGS,
         prog=PROG,
@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None):
         action="store_true",
         help="stop when the parent process dies (used by measure_inference_power.py)",
     )
+    return p
+
+
+def parse_args(argv: list[str] | None):
+    p = build_parser()
     args = resolve(p, SENSOR_SETTINGS, argv)
     if args.duration is not None and args.duration <= 0:
         p.error("--duration must be positive")

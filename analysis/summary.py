@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.layout import SUMMARY_CSV, ResultPaths, model_dirs, read_json, read_status, replacing
+from common.layout import (
+    SUMMARY_CSV,
+    LayoutError,
+    ResultPaths,
+    model_dirs,
+    read_json,
+    read_status,
+    replacing,
+)
 
 COLUMNS = [
     "model",
@@ -84,7 +92,11 @@ def summary_row(folder: Path) -> dict:
     }
     analysis = ResultPaths(folder.parent, folder.name).analysis
     if analysis.exists():
-        data = read_json(analysis)
+        try:
+            data = read_json(analysis)
+        except LayoutError as exc:  # garbled by an earlier run: say so in the row
+            row["reason"] = f"{row['reason']} (analysis unreadable: {exc})".strip()
+            data = {}
         row.update({k: data.get(k) for k in COLUMNS if k in data and k not in row})
         if data.get("layer_coverage") is not None:
             row["layer_coverage_pct"] = 100 * data["layer_coverage"]

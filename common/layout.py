@@ -32,6 +32,7 @@ SWEEP_LOCK = ".sweep.lock"
 # each model folder
 STATUS = "status.json"
 RUN_SPEC = "run_spec.json"
+RESERVE = ".status.reserve"  # space kept for the last status.json on a full disk
 SHORT = {"tensorrt": "trt", "torch": "torch"}
 PLOTS = ("power_timeline", "folded_power", "top_layers")
 
@@ -170,5 +171,27 @@ def read_status(model_dir: Path) -> dict | None:
 
 
 def write_status(model_dir: Path, status: dict) -> None:
-    """Replace ``status.json`` atomically."""
-    write_json(Path(model_dir) / STATUS, status)
+    """Replace ``status.json`` atomically. On a full disk the space kept by ``reserve_space``
+    is given back first, so the last status of a run can always be written."""
+    try:
+        write_json(Path(model_dir) / STATUS, status)
+    except LayoutError:
+        reserve = Path(model_dir) / RESERVE
+        if not reserve.exists():
+            raise
+        reserve.unlink()
+        write_json(Path(model_dir) / STATUS, status)
+
+
+def reserve_space(model_dir: Path, size: int = 256 * 1024) -> None:
+    """Keep ``size`` bytes on disk for the final ``status.json`` (see ``write_status``)."""
+    with contextlib.suppress(OSError):
+        with open(Path(model_dir) / RESERVE, "wb") as f:
+            f.write(b"\0" * size)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def release_space(model_dir: Path) -> None:
+    with contextlib.suppress(OSError):
+        (Path(model_dir) / RESERVE).unlink()

@@ -28,6 +28,8 @@ from common.layout import (
     ResultPaths,
     read_json,
     read_status,  # noqa: F401 (the sweep's and the tests' entry to the status)
+    release_space,
+    reserve_space,
     write_status,
 )
 from common.process import (
@@ -76,6 +78,7 @@ def measure(spec_path: Path, stop, echo=sys.stderr) -> dict:
     status = {"model": spec["model"], "status": RUNNING, "started_unix": started}
     status.update(pid=os.getpid(), run_spec=paths.run_spec.name)
     write_status(paths.model_dir, status)
+    reserve_space(paths.model_dir)
     run = _Measurement(spec, Path(spec_path), paths, stop, echo)
     status["device_state_start"] = device_state(run.host_root)
     status.update(run.execute())
@@ -90,6 +93,7 @@ def measure(spec_path: Path, stop, echo=sys.stderr) -> dict:
         }
     )
     write_status(paths.model_dir, status)
+    release_space(paths.model_dir)
     return status
 
 

@@ -243,10 +243,13 @@ class Sweep:
         from experiment.measurement import measure
 
         paths = ResultPaths(self.result, model)
-        paths.model_dir.mkdir(parents=True, exist_ok=True)
-        write_json(paths.run_spec, run_spec(self.args, model, self.source))
         log.info("%s: measuring", model)
-        status = measure(paths.run_spec, self.stop, echo=sys.stdout)
+        try:
+            paths.model_dir.mkdir(parents=True, exist_ok=True)
+            write_json(paths.run_spec, run_spec(self.args, model, self.source))
+            status = measure(paths.run_spec, self.stop, echo=sys.stdout)
+        except (LayoutError, OSError) as exc:  # not even the status could be written
+            return {"model": model, "status": FAILED, "reason": str(exc)}
         if status["status"] == COMPLETE and not self.stop():
             status["analysis"] = self._analyse(paths.model_dir)
         return status

@@ -82,8 +82,8 @@ MODEL_SETTINGS = [  # the profiler's settings (the seed's names), part of the ru
 ]
 
 
-def parse_args(argv: list[str] | None):
-    p = parser(
+def build_parser():
+    return parser(
         MODEL_SETTINGS,
         prog="python -m model",
         description=(
@@ -91,6 +91,10 @@ def parse_args(argv: list[str] | None):
             "profiled pass whose layer windows are rebuilt on the power logger's clock."
         ),
     )
+
+
+def parse_args(argv: list[str] | None):
+    p = build_parser()
     args = resolve(p, MODEL_SETTINGS, argv)
     if not args.model:
         p.error("--model is required")
@@ -128,9 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("python -m model: interrupted; the files written so far are kept", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ModelError, LayoutError) as exc:
+    except ModelError as exc:
         print(f"python -m model: {exc}", file=sys.stderr)
         return EXIT_MODEL
+    except LayoutError as exc:  # a full disk, a read-only folder
+        print(f"python -m model: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except BackendUnavailable as exc:
         print(f"python -m model: {exc}", file=sys.stderr)
         return EXIT_BACKEND
