@@ -98,13 +98,13 @@ class SysfsSensor(Sensor):
             failed.setdefault(i, "ERANGE")
             files[i] = np.nan
         values = np.full((n, 3 * len(self.rails)), np.nan)
-        for i, (rail, (v, c, p)) in enumerate(zip(self.rails, self._layout, strict=True)):
+        for i, (v, c, p) in enumerate(self._layout):
             if v is not None:
                 values[:, 3 * i] = files[:, v]
             if c is not None:
                 values[:, 3 * i + 1] = files[:, c]
             if p is not None:
-                values[:, 3 * i + 2] = files[:, p] * rail.power_scale_uw
+                values[:, 3 * i + 2] = files[:, p]
             else:
                 values[:, 3 * i + 2] = values[:, 3 * i] * values[:, 3 * i + 1]
         return values, failed
