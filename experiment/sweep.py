@@ -333,7 +333,9 @@ def upload(args, run_stamp: str) -> int:
     log.info("upload: publishing the result folder as %s", remote_path)
     try:
         target = Target(args.owner, args.name, "main", remote_path, args.dvc_remote, args.git_url)
-        done = publish(args.result_dir, target, f"Add {remote_path}", Settings())
+        done = publish(
+            args.result_dir, target, f"Add {remote_path}", Settings(verbose=args.verbose)
+        )
     except (PublishError, LayoutError, OSError) as exc:
         retry = shlex.join(["python", str(PROJECT / "data_version.py"), "--upload", *flags])
         log.error(
@@ -343,7 +345,7 @@ def upload(args, run_stamp: str) -> int:
             retry,
         )
         return EXIT_UPLOAD
-    log.info("upload: done -> %s", done["pointer"])
+    log.info("upload: uploaded and verified %s -> %s", args.result_dir, done["pointer"])
     return 0
 
 
