@@ -106,7 +106,6 @@ class _Output:
         self.raw: LineWriter | None = None
         self.errors: Counter[str] = Counter()
         self.lateness = _Histogram()
-        self.read_time = _Histogram()
         self.samples = self.gaps = self.distinct = self.longest_gap = 0
         self.read_ns_sum = self.read_ns_max = 0
         self.first_stamp: int | None = None
@@ -187,9 +186,47 @@ class _Output:
         self.power_min = min(self.power_min, float(board.min()))
         self.power_max = max(self.power_max, float(board.max()))
         self.power_sum += float(board.sum())
-        self.read_time.add(read_ns)
         self.read_ns_sum += int(read_ns.sum())
         self.read_ns_max = max(self.read_ns_max, int(read_ns.max()))
+
+    def summary(self, prefix: str, clock: Clock, run: dict, skipped: int, cpu_s: float) -> dict:
+        """The ``<prefix>_power_summary.json`` content, from the running figures."""
+        samples, first, last = self.samples, self.first_stamp, self.last_stamp
+        span = (last - first) / 1e9 if samples > 1 else 0.0
+        wall_s = (run["end_mono_ns"] - run["start_mono_ns"]) / 1e9
+        return {
+            "prefix": prefix,
+            "simulated": self.sensor.simulated,
+            "sensor": self.sensor.describe(),
+            "clock_origin": {"mono_ns": clock.mono_ns, "wall_ns": clock.wall_ns},
+            **run,
+            "first_sample_mono_ns": first,
+            "last_sample_mono_ns": last,
+            "samples": samples,
+            "achieved_hz": (samples - 1) / span if span > 0 else None,
+            "gaps_over_two_periods": self.gaps,
+            "longest_gap_ms": self.longest_gap / 1e6,
+            "skipped_slots": skipped,
+            "cpu_s": cpu_s,
+            "cpu_per_wall_s": cpu_s / wall_s if wall_s > 0 else None,
+            "errors": dict(self.errors),
+            "distinct_updates": self.distinct,
+            "lateness_us": {
+                "p50": self.lateness.percentile_us(50),
+                "p99": self.lateness.percentile_us(99),
+                "max": self.lateness.max_ns / 1000.0,
+            },
+            "read_us": {
+                "mean": self.read_ns_sum / samples / 1000.0 if samples else None,
+                "max": self.read_ns_max / 1000.0,
+            },
+            "board_power_uW": {
+                "min": self.power_min if samples else None,
+                "mean": self.power_sum / samples if samples else None,
+                "max": self.power_max if samples else None,
+            },
+            "files": {k: v for k, v in self.names.items() if k != "raw_log" or self.raw},
+        }
 
     def finish(self, pending: Batch) -> LayoutError | None:
         """Write what is pending and close the files; the first write error, if any."""
@@ -276,46 +313,8 @@ def log_power(
     finally:
         failure = out.finish(pending) or failure
     end = time.monotonic_ns()
-    cpu_s = time.process_time() - cpu_start
-    samples, first_stamp, last_stamp = out.samples, out.first_stamp, out.last_stamp
-    span = (last_stamp - first_stamp) / 1e9 if samples > 1 else 0.0
-    summary = {
-        "prefix": prefix,
-        "simulated": sensor.simulated,
-        "sensor": sensor.describe(),
-        "clock_origin": {"mono_ns": clock.mono_ns, "wall_ns": clock.wall_ns},
-        "start_mono_ns": start,
-        "end_mono_ns": end,
-        "first_sample_mono_ns": first_stamp,
-        "last_sample_mono_ns": last_stamp,
-        "target_hz": hz,
-        "samples": samples,
-        "achieved_hz": (samples - 1) / span if span > 0 else None,
-        "gaps_over_two_periods": out.gaps,
-        "longest_gap_ms": out.longest_gap / 1e6,
-        "skipped_slots": skipped_slots,
-        "cpu_s": cpu_s,
-        "cpu_per_wall_s": cpu_s / ((end - start) / 1e9) if end > start else None,
-        "errors": dict(errors),
-        "distinct_updates": out.distinct,
-        "lateness_us": {
-            "p50": out.lateness.percentile_us(50),
-            "p99": out.lateness.percentile_us(99),
-            "max": out.lateness.max_ns / 1000.0,
-        },
-        "read_us": {
-            "mean": out.read_ns_sum / samples / 1000.0 if samples else None,
-            "p50": out.read_time.percentile_us(50),
-            "p99": out.read_time.percentile_us(99),
-            "max": out.read_ns_max / 1000.0,
-        },
-        "board_power_uW": {
-            "min": out.power_min if samples else None,
-            "mean": out.power_sum / samples if samples else None,
-            "max": out.power_max if samples else None,
-        },
-        "files": {k: v for k, v in names.items() if k != "raw_log" or out.raw is not None},
-    }
+    run = {"start_mono_ns": start, "end_mono_ns": end, "target_hz": hz}
+    summary = out.summary(prefix, clock, run, skipped_slots, time.process_time() - cpu_start)
     if failure is not None:
         summary["write_error"] = str(failure)
     try:
