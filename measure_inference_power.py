@@ -19,7 +19,7 @@ from pathlib import Path
 from common.layout import LayoutError, ResultPaths, write_json
 from common.process import PARENT_PID_ENV, StopFlag, exit_with_parent
 from common.settings import parser, resolve, spec_of
-from experiment.contract import MEASURE_RUN
+from experiment.contract import MEASURE_RUN, RUN_CHECKS
 from power.cli import resolved_source
 
 PROG = "measure_inference_power.py"
@@ -32,7 +32,7 @@ def build_parser():
 
 def parse_args(argv: list[str] | None):
     p = build_parser()
-    args = resolve(p, MEASURE_RUN, argv)
+    args = resolve(p, MEASURE_RUN, argv, checks=RUN_CHECKS)
     if not args.model:
         p.error("--model is required")
     return args

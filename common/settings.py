@@ -23,6 +23,8 @@ from typing import Any
 from common.cli import OneLineParser
 from common.layout import LayoutError, read_json
 
+SUPPRESS = argparse.SUPPRESS
+
 Check = Callable[[Any], "str | None"]  # an error message for a bad value, else None
 
 
@@ -54,6 +56,8 @@ class Setting:
         """A value from a spec file or the environment, in this setting's type."""
         if value is None:
             return None
+        if self.type is bool:
+            return _boolean(value)
         if self.nargs:
             items = value.split() if isinstance(value, str) else value
             if not isinstance(items, list) or len(items) != self.nargs:
@@ -62,6 +66,17 @@ class Setting:
         if isinstance(value, (bool, list, dict)):
             raise ValueError(f"{value!r} is not a single value")
         return self.type(str(value))
+
+
+def _boolean(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("write 1/0, true/false, yes/no or on/off")
 
 
 def positive(value) -> str | None:
@@ -84,6 +99,17 @@ def parser(settings: Iterable[Setting], **kwargs) -> OneLineParser:
     p = OneLineParser(**kwargs)
     for s in settings:
         default = " ".join(map(str, s.default)) if isinstance(s.default, list) else s.default
+        helptext = f"{s.help} [{s.env_name}; default: {default}]".replace("%", "%%")
+        if s.type is bool:  # a switch: --name sets it; EVB_NAME=1 or the spec may too
+            p.add_argument(
+                s.flag,
+                *s.aliases,
+                dest=s.name,
+                action="store_true",
+                default=SUPPRESS,
+                help=helptext,
+            )
+            continue
         p.add_argument(
             s.flag,
             *s.aliases,
@@ -92,8 +118,8 @@ def parser(settings: Iterable[Setting], **kwargs) -> OneLineParser:
             choices=s.choices,
             nargs=s.nargs,
             metavar=s.metavar,
-            default=argparse.SUPPRESS,
-            help=f"{s.help} [{s.env_name}; default: {default}]".replace("%", "%%"),
+            default=SUPPRESS,
+            help=helptext,
         )
     p.add_argument(
         "--spec",
@@ -112,9 +138,12 @@ def resolve(
     settings: Iterable[Setting],
     argv: list[str] | None,
     presets: dict | None = None,
+    checks: Iterable[Callable[[argparse.Namespace], str | None]] = (),
 ) -> argparse.Namespace:
     """Parse ``argv`` and fill every setting (flag, spec, environment, preset, default); check
-    them all. ``args.given`` holds the names set on the command line."""
+    them all, each alone and then with ``checks`` (rules that join several settings; each
+    returns an error message or None). ``args.given`` holds the names set on the command
+    line."""
     settings = list(settings)
     args = p.parse_args(argv)
     args.given = {s.name for s in settings if hasattr(args, s.name)}
@@ -148,6 +177,10 @@ def resolve(
         if why:
             shown = " ".join(map(str, value)) if isinstance(value, list) else value
             p.error(f"{s.flag} {shown}: {why}")
+    for check in checks:
+        why = check(args)
+        if why:
+            p.error(why)
     setup_logging(args.verbose, args.quiet)
     return args
 

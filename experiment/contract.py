@@ -13,7 +13,7 @@ import os
 
 from common.layout import write_json
 from common.settings import Setting, not_negative, positive
-from model.cli import MODEL_SETTINGS
+from model.cli import MODEL_CHECKS, MODEL_SETTINGS
 from power.cli import IDLE_SETTINGS, SENSOR_SETTINGS
 
 
@@ -105,6 +105,7 @@ SWEEP_SETTINGS = [
 MEASURE_RUN = [*MODEL_SETTINGS, *SENSOR_SETTINGS, *MEASURE_SETTINGS]
 RUN_SETTINGS = [*MEASURE_RUN, *IDLE_SETTINGS, *SWEEP_SETTINGS]
 SWEEP_FLAGS = [s for s in RUN_SETTINGS if s.name != "model"]  # the sweep names --models
+RUN_CHECKS = [*MODEL_CHECKS]
 QUICK = {  # --quick: what is not set by a flag or a variable
     "models": "lenet,resnet18",
     "runs": 300,

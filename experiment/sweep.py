@@ -39,7 +39,7 @@ from common.layout import (
 )
 from common.process import EXIT_INTERRUPTED, PROJECT, StopFlag
 from common.settings import parser, resolve
-from experiment.contract import QUICK, SWEEP_FLAGS, run_spec
+from experiment.contract import QUICK, RUN_CHECKS, SWEEP_FLAGS, run_spec
 
 MIN_FREE_GB = 1.0
 EXIT_MODEL_FAILED, EXIT_PREFLIGHT, EXIT_UPLOAD = 1, 2, 3
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None):
     )
     p.add_argument("--no-upload", action="store_true", help="never upload, even with credentials")
     quick = "--quick" in (sys.argv[1:] if argv is None else argv)
-    args = resolve(p, SWEEP_FLAGS, argv, presets=QUICK if quick else None)
+    args = resolve(p, SWEEP_FLAGS, argv, presets=QUICK if quick else None, checks=RUN_CHECKS)
     args.result_dir = Path(args.result_dir).resolve()
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     return args

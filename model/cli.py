@@ -82,6 +82,10 @@ MODEL_SETTINGS = [  # the profiler's settings (the seed's names), part of the ru
 ]
 
 
+# rules that join several of the settings above: each returns an error message or None
+MODEL_CHECKS: list = []
+
+
 def build_parser():
     return parser(
         MODEL_SETTINGS,
@@ -95,7 +99,7 @@ def build_parser():
 
 def parse_args(argv: list[str] | None):
     p = build_parser()
-    args = resolve(p, MODEL_SETTINGS, argv)
+    args = resolve(p, MODEL_SETTINGS, argv, checks=MODEL_CHECKS)
     if not args.model:
         p.error("--model is required")
     return args

@@ -109,3 +109,16 @@ def test_a_bad_value_is_one_line_and_exit_2(argv, env, expected, monkeypatch, ca
         sweep.parse_args(argv)
     err = capsys.readouterr().err
     assert end.value.code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_switch_and_a_rule_joining_settings(monkeypatch, capsys):
+    from common.settings import Setting
+
+    settings = [Setting("fast", False, "a switch", type=bool), Setting("n", 1, "n", type=int)]
+    rule = [lambda a: "--fast needs --n 2 or more" if a.fast and a.n < 2 else None]
+    assert resolve(parser(settings), settings, [], checks=rule).fast is False
+    assert resolve(parser(settings), settings, ["--fast", "--n", "3"], checks=rule).fast is True
+    monkeypatch.setenv("EVB_FAST", "yes")
+    with pytest.raises(SystemExit):
+        resolve(parser(settings), settings, [], checks=rule)
+    assert "--fast needs --n 2 or more" in capsys.readouterr().err
