@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,16 +100,19 @@ def load_records(paths: ResultPaths) -> LayerRecords:
         raise AnalysisError(
             f"{paths.layer_records.name} is missing: the profiler did not reach its profiling pass"
         )
-    frame = pd.read_csv(paths.layer_records, on_bad_lines="skip").dropna()
+    frame = _csv(
+        paths.layer_records, ("run", "layer", "latency_ms", "start_mono_ns", "end_mono_ns")
+    )
+    frame = frame.dropna()
     if frame.empty:
         raise AnalysisError(f"{paths.layer_records.name} holds no record")
     if paths.layer_names.exists():
-        names = json.loads(paths.layer_names.read_text())
+        names = read_result_json(paths.layer_names, list)
     else:  # a profiler killed before it wrote the table: index numbers stand for names
         names = [f"layer {i}" for i in range(int(frame["layer"].max()) + 1)]
     types_by_name = {}
     if paths.engine_info.exists():
-        for layer in json.loads(paths.engine_info.read_text()).get("Layers", []):
+        for layer in read_result_json(paths.engine_info).get("Layers", []):
             if isinstance(layer, dict):
                 types_by_name[layer.get("Name")] = layer.get("LayerType", "")
     return LayerRecords(
@@ -128,7 +130,26 @@ def load_markers(paths: ResultPaths) -> pd.DataFrame:
     """Phase markers (``event, run, mono_ns``)."""
     if not paths.markers.exists():
         raise AnalysisError(f"{paths.markers.name} is missing: the profiler did not start")
-    return pd.read_csv(paths.markers, on_bad_lines="skip")
+    return _csv(paths.markers, ("event", "mono_ns"))
+
+
+def _csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A CSV of the profiler, with an ``AnalysisError`` naming it when it is garbled."""
+    try:
+        frame = pd.read_csv(path, on_bad_lines="skip")
+    except (ValueError, pd.errors.ParserError) as exc:  # UnicodeDecodeError included
+        raise AnalysisError(f"{path.name} is garbled ({exc}); measure this model again") from None
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise AnalysisError(f"{path.name} has no {', '.join(missing)} column; measure again")
+    return frame
+
+
+def read_result_json(path: Path, kind: type = dict):
+    try:
+        return read_json(path, kind)
+    except LayoutError as exc:
+        raise AnalysisError(f"{exc}; measure this model again") from None
 
 
 def phase(markers: pd.DataFrame, name: str) -> tuple[int, int] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from analysis.load import (
     load_power,
     load_records,
     phase,
+    read_result_json,
 )
 from analysis.mapping import layer_power_table
 from analysis.sensor_lsq import sensor_lsq
@@ -63,7 +63,7 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
 
     summary = {}
     if paths.summary_json.exists():
-        summary = json.loads(paths.summary_json.read_text())
+        summary = read_result_json(paths.summary_json)
     figures = timing_figures(
         power, phase(markers, "timing"), summary.get("latencies") or [1.0], idle
     )

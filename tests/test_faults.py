@@ -147,21 +147,22 @@ def test_corrupt_state_from_an_earlier_run_is_measured_again(tmp_path):
 def test_garbled_inputs_to_analyze_are_one_line_per_model(tmp_path):
     from analysis.synthetic import write_folder
 
-    write_folder(tmp_path, "good")
-    for name, damage in (("json", b"\xff\xfe{"), ("records", b"run,layer\n1,\xff\n")):
-        write_folder(tmp_path, name)
-        target = (
-            tmp_path / name / f"{name}_torch.json"
-            if name == "json"
-            else tmp_path / name / "torch_profiling/torch_layer_records.csv"
-        )
-        target.write_bytes(damage)
-    (tmp_path / "idling_power.json").write_text('{"avg_idle_po')
+    for name in ("good", "json", "records"):
+        write_folder(tmp_path, name, inferences=50)
+    (tmp_path / "json/json_torch.json").write_bytes(b"\xff\xfe{")
+    (tmp_path / "records/torch_profiling/torch_layer_records.csv").write_bytes(b"run,l\n1,\xff\n")
+    (tmp_path / "idling_power.json").write_text('{"avg_idle_po')  # truncated by an earlier run
     done = run("analyze.py", str(tmp_path), "--no-plots")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     errors = done.stderr.strip().splitlines()
-    assert len(errors) == 3 and all(line.startswith("analyze: ") for line in errors), errors
-    assert all("idling_power.json" in line for line in errors)  # the truncated idle says so
+    assert [e.split(":")[1].strip() for e in errors] == ["good", "json", "records"], errors
+    assert "idling_power.json is not valid JSON" in errors[0]  # said, not silently null
+    (tmp_path / "idling_power.json").write_text('{"avg_idle_power": 1e6}')
+    done = run("analyze.py", str(tmp_path), "--no-plots")
+    errors = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(errors) == 2, done.stderr
+    assert "json_torch.json is not valid JSON" in errors[0]
+    assert "torch_layer_records.csv is garbled" in errors[1]
 
 
 def test_ctrl_c_on_the_profiler_alone_is_one_line_and_130(tmp_path):
