@@ -10,6 +10,7 @@ so far stays. The children die with this process (``PR_SET_PDEATHSIG``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
@@ -150,13 +151,12 @@ class _Measurement:
         cmd += ["--out", str(self.paths.model_dir), "--prefix", self.paths.model]
         cmd += ["--power-source", self.source, "--sysfs-root", str(root)]
         cmd += ["--ready", "--exit-with-parent"]
-        err = stack.enter_context(open(self.paths.logger_log, "a"))
-        self.logger = start_child(cmd, self.logger_cpus, self.env, stdout=-1, stderr=err, text=True)
+        self.logger = start_child(cmd, self.logger_cpus, self.env, stdout=-1, stderr=-1, text=True)
+        self.logger_err = _Tee(self.logger.stderr, self.paths.logger_log, None)
         if not self._wait_ready():
             self._check_stop()
             stop_child(self.logger)
-            tail = _last_line(self.paths.logger_log)
-            raise _End(EXIT_POWER, f"power logger did not start ({tail})")
+            raise _End(EXIT_POWER, f"power logger did not start ({self.logger_err.tail()})")
 
     def _wait_ready(self) -> bool:
         """True once the logger printed READY (its first samples are on disk)."""
@@ -176,13 +176,14 @@ class _Measurement:
         self.profiler = start_child(
             cmd, self.profiler_cpus, self.env, stdout=-1, stderr=-2, text=True
         )
-        tee = _tee(self.profiler.stdout, self.paths.profiler_log, self.echo)
+        tee = _Tee(self.profiler.stdout, self.paths.profiler_log, self.echo)
         deadline = time.monotonic() + self.spec["timeout"]
         while self.profiler.poll() is None:
             self._check_stop()
             if self.logger.poll() is not None:
                 code = exit_text(self.logger.returncode)
-                raise _End(EXIT_POWER, f"power logger died ({code}) while profiling")
+                why = f"power logger died ({code}) while profiling"
+                raise _End(EXIT_POWER, f"{why}: {self.logger_err.tail()}")
             if time.monotonic() > deadline:
                 raise _End(EXIT_TIMEOUT, f"watchdog: no result after {self.spec['timeout']:.0f} s")
             time.sleep(0.05)
@@ -190,44 +191,48 @@ class _Measurement:
         code = self.profiler.returncode
         if code != 0:
             why = PROFILER_REASONS.get(code, f"profiler exited with {exit_text(code)}")
-            tail = _last_line(self.paths.profiler_log)
-            raise _End(code if code in PROFILER_REASONS else EXIT_FAILED, f"{why}: {tail}")
+            raise _End(code if code in PROFILER_REASONS else EXIT_FAILED, f"{why}: {tee.tail()}")
 
     def _finish_logger(self) -> None:
         self.stop.wait(self.spec["tail"])
         self._check_stop()
         if self.logger.poll() is not None:
-            raise _End(EXIT_POWER, f"power logger died ({exit_text(self.logger.returncode)})")
+            code = exit_text(self.logger.returncode)
+            raise _End(EXIT_POWER, f"power logger died ({code}): {self.logger_err.tail()}")
         if stop_child(self.logger, 5.0) != 0:
             code = exit_text(self.logger.returncode)
-            tail = _last_line(self.paths.logger_log)
-            raise _End(EXIT_POWER, f"power logger ended with {code}: {tail}")
+            raise _End(EXIT_POWER, f"power logger ended with {code}: {self.logger_err.tail()}")
 
 
-def _tee(stream, path: Path, echo) -> threading.Thread:
-    """Copy a child's output to a file in the model folder and to ``echo`` as it comes."""
+class _Tee:
+    """Copies a child's output, as it comes, to a log in the model folder and to ``echo``, and
+    keeps its last line in memory: on a full disk the log may stay short, the reason may not."""
 
-    def run() -> None:
-        with open(path, "a", buffering=1) as log:
-            for line in iter(stream.readline, ""):
-                try:
+    def __init__(self, stream, path: Path, echo) -> None:
+        self.stream, self.path, self.echo = stream, path, echo
+        self.last = ""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            log = open(self.path, "a", buffering=1)
+        except OSError:  # a full disk or a read-only folder: keep the line and the echo
+            log = open(os.devnull, "w")
+        with log:
+            for line in iter(self.stream.readline, ""):
+                text = line.replace("\r", "\n").strip()
+                if text and "it/s]" not in text:  # a progress bar is no reason
+                    self.last = text.splitlines()[-1][:300]
+                with contextlib.suppress(OSError):  # a full disk: the status says why
                     log.write(line)
-                except OSError:  # a full disk: keep echoing, the status says why
-                    pass
-                if echo is not None:
-                    echo.write(line)
-                    echo.flush()
+                if self.echo is not None:
+                    self.echo.write(line)
+                    self.echo.flush()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
 
-
-def _last_line(path: Path) -> str:
-    """The last non-empty line of a log (progress bars stripped), for a one-line reason."""
-    try:
-        lines = path.read_text(errors="replace").replace("\r", "\n").splitlines()
-    except OSError:
-        return ""
-    lines = [line.strip() for line in lines if line.strip() and "it/s]" not in line]
-    return lines[-1][:300] if lines else ""
+    def tail(self) -> str:
+        self.join(1.0)  # the child has ended: let its last line arrive
+        return self.last
