@@ -142,33 +142,40 @@ def measure_idle(
             f"idle measurement got {len(powers)} samples (errors: {summary['errors']}); "
             "check the sensor with: python measure_power.py --list"
         )
-    mean = statistics.fmean(powers)
-    half = len(powers) // 2
-    first, second = statistics.fmean(powers[:half]), statistics.fmean(powers[half:])
-    drift_pct = 100.0 * (second - first) / mean if mean else 0.0
-    ci = batches.ci95()
-    rails = _rail_means(out_dir / power_files(IDLE_PREFIX)["rails_csv"])
     result = {
         "timestamp": clock.stamp(),
-        "avg_idle_power": mean,
-        "unit": "microwatt",
+        **_statistics(powers, batches, drift_warn_pct),
         "board_input_rails": sensor.describe()["board_input_rails"],
         "board_input_rule": sensor.describe()["board_input_rule"],
-        "samples": len(powers),
         "duration_s": (summary["last_sample_mono_ns"] - summary["first_sample_mono_ns"]) / 1e9,
-        "std_uW": statistics.stdev(powers),
-        "ci95_uW": ci[1] if ci else None,
-        "ci95_pct": 100.0 * ci[1] / mean if ci and mean else None,
-        "ci_method": f"batch means, {BATCH_S} s batches, {len(batches.means)} batches",
         "until_precision_pct": until_precision_pct,
-        "drift_pct": drift_pct,
-        "drift_warning": abs(drift_pct) > drift_warn_pct,
-        "rails_mean_uW": rails,
+        "rails_mean_uW": _rail_means(out_dir / power_files(IDLE_PREFIX)["rails_csv"]),
         "simulated": sensor.simulated,
         "power_log_summary": power_files(IDLE_PREFIX)["summary"],
     }
     write_json(out_dir / IDLE_JSON, result)
     return result
+
+
+def _statistics(powers: list[float], batches: BatchMeans, drift_warn_pct: float) -> dict:
+    """Mean, spread, 95 % interval and drift between the window's halves (µW, %)."""
+    mean = statistics.fmean(powers)
+    half = len(powers) // 2
+    first, second = statistics.fmean(powers[:half]), statistics.fmean(powers[half:])
+    drift_pct = 100.0 * (second - first) / mean if mean else 0.0
+    ci = batches.ci95()
+    n = len(batches.means)
+    return {
+        "avg_idle_power": mean,
+        "unit": "microwatt",
+        "samples": len(powers),
+        "std_uW": statistics.stdev(powers),
+        "ci95_uW": ci[1] if ci else None,
+        "ci95_pct": 100.0 * ci[1] / mean if ci and mean else None,
+        "ci_method": f"batch means, {BATCH_S} s batches, {n} batches, Student t ({n - 1} df)",
+        "drift_pct": drift_pct,
+        "drift_warning": abs(drift_pct) > drift_warn_pct,
+    }
 
 
 def _rail_means(rails_csv: Path) -> dict[str, float]:
