@@ -101,6 +101,10 @@ SWEEP_SETTINGS = [
     ),
     Setting("dvc_remote", None, "DVC remote URL instead of DagsHub's"),
     Setting("git_url", None, "git URL for the pointers instead of DagsHub's"),
+    Setting("branch", "main", "git branch of the data repository (upload)"),
+    Setting("retries", 4, "attempts for dvc push and git push (upload)", int, check=positive),
+    Setting("net_timeout", 30, "DVC's connect and read timeouts, seconds", int, check=positive),
+    Setting("workspace", None, "where the git clone of the data repository is kept (upload)"),
 ]
 MEASURE_RUN = [*MODEL_SETTINGS, *SENSOR_SETTINGS, *MEASURE_SETTINGS]
 RUN_SETTINGS = [*MEASURE_RUN, *IDLE_SETTINGS, *SWEEP_SETTINGS]

@@ -328,14 +328,28 @@ def upload(args, run_stamp: str) -> int:
         ("--name", args.name),
         ("--dvc-remote", args.dvc_remote),
         ("--git-url", args.git_url),
+        ("--branch", args.branch),
+        ("--retries", str(args.retries)),
+        ("--net-timeout", str(args.net_timeout)),
+        ("--workspace", args.workspace),
     ):
         flags += [flag, value] if value else []
     log.info("upload: publishing the result folder as %s", remote_path)
     try:
-        target = Target(args.owner, args.name, "main", remote_path, args.dvc_remote, args.git_url)
-        done = publish(
-            args.result_dir, target, f"Add {remote_path}", Settings(verbose=args.verbose)
+        workspace = Path(args.workspace) if args.workspace else None
+        target = Target(
+            args.owner,
+            args.name,
+            args.branch,
+            remote_path,
+            args.dvc_remote,
+            args.git_url,
+            workspace,
         )
+        settings = Settings(
+            retries=args.retries, net_timeout_s=args.net_timeout, verbose=args.verbose
+        )
+        done = publish(args.result_dir, target, f"Add {remote_path}", settings)
     except (PublishError, LayoutError, OSError) as exc:
         retry = shlex.join(["python", str(PROJECT / "data_version.py"), "--upload", *flags])
         log.error(
