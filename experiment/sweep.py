@@ -322,18 +322,6 @@ def upload(args, run_stamp: str) -> int:
     from publish.upload import upload as publish
 
     remote_path = args.remote_dir_path or f"raw_data/{socket.gethostname()}/{run_stamp}"
-    flags = ["--local-dir-path", str(args.result_dir), "--remote-dir-path", remote_path]
-    for flag, value in (
-        ("--owner", args.owner),
-        ("--name", args.name),
-        ("--dvc-remote", args.dvc_remote),
-        ("--git-url", args.git_url),
-        ("--branch", args.branch),
-        ("--retries", str(args.retries)),
-        ("--net-timeout", str(args.net_timeout)),
-        ("--workspace", args.workspace),
-    ):
-        flags += [flag, value] if value else []
     log.info("upload: publishing the result folder as %s", remote_path)
     try:
         workspace = Path(args.workspace) if args.workspace else None
@@ -351,7 +339,7 @@ def upload(args, run_stamp: str) -> int:
         )
         done = publish(args.result_dir, target, f"Add {remote_path}", settings)
     except (PublishError, LayoutError, OSError) as exc:
-        retry = shlex.join(["python", str(PROJECT / "data_version.py"), "--upload", *flags])
+        retry = _retry_command(args, remote_path)
         log.error(
             "upload: FAILED (%s); the data is untouched in %s. Retry with:\n  %s",
             exc,
@@ -361,6 +349,24 @@ def upload(args, run_stamp: str) -> int:
         return EXIT_UPLOAD
     log.info("upload: uploaded and verified %s -> %s", args.result_dir, done["pointer"])
     return 0
+
+
+def _retry_command(args, remote_path: str) -> str:
+    """The ``data_version.py`` command that does the same upload by hand."""
+    cmd = ["python", str(PROJECT / "data_version.py"), "--upload"]
+    cmd += ["--local-dir-path", str(args.result_dir), "--remote-dir-path", remote_path]
+    for flag, value in (
+        ("--owner", args.owner),
+        ("--name", args.name),
+        ("--dvc-remote", args.dvc_remote),
+        ("--git-url", args.git_url),
+        ("--branch", args.branch),
+        ("--retries", str(args.retries)),
+        ("--net-timeout", str(args.net_timeout)),
+        ("--workspace", args.workspace),
+    ):
+        cmd += [flag, value] if value else []
+    return shlex.join(cmd)
 
 
 def print_table(rows: list[dict]) -> None:
