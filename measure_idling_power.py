@@ -30,8 +30,8 @@ SETTINGS = [
 
 def main(argv: list[str] | None = None) -> int:
     doc = __doc__.split("\n\n")
+    stop = StopFlag()  # before anything: a Ctrl-C is a flag from here on
     args = resolve(parser(SETTINGS, prog=PROG, description=doc[0], epilog=doc[2]), SETTINGS, argv)
-    stop = StopFlag()
     from power.idle import IdleInterrupted, measure_idle_with
 
     out = Path(args.result_dir)

@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop = StopFlag()  # before anything: a Ctrl-C is a flag from here on
     args = parse_args(argv)
-    stop = StopFlag()
     if os.environ.get(PARENT_PID_ENV):
         exit_with_parent()
     from experiment.measurement import measure

@@ -76,8 +76,8 @@ def parse_args(argv: list[str] | None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop = StopFlag()  # first: a Ctrl-C while the flags are checked is an interruption too
     args = parse_args(argv)
-    stop = StopFlag()
     try:
         code = Sweep(args, stop).run()
     except (LayoutError, OSError) as exc:  # a result folder that cannot be written
@@ -165,6 +165,8 @@ class Sweep:
                 print(f"{PROG}: preflight: {problem}", file=sys.stderr)
             if problems:
                 return EXIT_PREFLIGHT
+            if self.stop():
+                return EXIT_INTERRUPTED
             self.source = source
             meta = self._write_metadata()
             log.info(

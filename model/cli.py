@@ -128,10 +128,11 @@ def make_backend(name: str, dtype: str, cfg):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if os.environ.get(PARENT_PID_ENV):  # started by measure_inference_power.py
-        exit_with_parent()
+    args = None
     try:
+        args = parse_args(argv)
+        if os.environ.get(PARENT_PID_ENV):  # started by measure_inference_power.py
+            exit_with_parent()
         return _profile(args)
     except KeyboardInterrupt:
         print("python -m model: interrupted; the files written so far are kept", file=sys.stderr)
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line; the traceback with --verbose
         log.debug("traceback", exc_info=True)
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        if args.input_shape and isinstance(exc, RuntimeError) and "size" in first.lower():
+        if args and args.input_shape and isinstance(exc, RuntimeError) and "size" in first.lower():
             shape = " ".join(map(str, args.input_shape))
             print(
                 f"python -m model: --input-shape {shape} does not fit {args.model}: {first}",
