@@ -122,3 +122,11 @@ def test_a_switch_and_a_rule_joining_settings(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         resolve(parser(settings), settings, [], checks=rule)
     assert "--fast needs --n 2 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag,level", [([], "INFO"), (["-v"], "DEBUG"), (["--quiet"], "WARNING")])
+def test_verbose_and_quiet_set_one_log_level(flag, level):
+    import logging
+
+    resolve(parser(SENSOR_SETTINGS), SENSOR_SETTINGS, flag)
+    assert logging.getLevelName(logging.getLogger().level) == level
