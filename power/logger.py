@@ -309,7 +309,7 @@ def log_power(
                 missed = (now - due) // period + 1
                 skipped_slots += missed
                 due += missed * period
-            sleep((min(due, deadline) - now) / 1e9)
+            sleep(max(0, min(due, deadline) - now) / 1e9)  # never past the deadline
     finally:
         failure = out.finish(pending) or failure
     end = time.monotonic_ns()

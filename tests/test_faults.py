@@ -265,3 +265,14 @@ def test_a_legacy_board_showing_its_iio_chip_twice_is_read_once(tmp_path):
     rails, _ = find_rails(tmp_path)
     assert [r.name for r in rails] == ["POM_5V_IN", "POM_5V_GPU", "POM_5V_CPU"]
     assert expected == 5008 * 392
+
+
+def test_a_slow_rate_still_ends_at_the_duration(sim_tree, tmp_path):
+    from power.discovery import open_sensor
+    from power.logger import log_power
+
+    sensor = open_sensor("sim", sim_tree, None)
+    summary = log_power(sensor, tmp_path, "slow", hz=1, duration_s=0.3)
+    sensor.close()
+    assert summary["samples"] == 1  # one period is 1 s: the logger did not sleep through it
+    assert summary["end_mono_ns"] - summary["start_mono_ns"] < 0.9e9
