@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from common.layout import LayoutError, ResultPaths, write_json
 from common.process import PARENT_PID_ENV, StopFlag, exit_with_parent
@@ -46,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     from experiment.measurement import measure
 
     spec = {**spec_of(args, MEASURE_RUN), "power_source": resolved_source(args)}
-    spec["result_dir"] = str(Path(args.result_dir).resolve())  # the children run elsewhere
     paths = ResultPaths(spec["result_dir"], args.model)
     try:
         paths.model_dir.mkdir(parents=True, exist_ok=True)

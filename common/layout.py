@@ -27,6 +27,7 @@ IDLE_JSON = "idling_power.json"
 IDLE_PREFIX = "idle"
 RUN_METADATA = "run_metadata.json"
 SUMMARY_CSV = "summary.csv"
+REPORT = "report.html"
 UPLOAD_JOURNAL = "upload_journal.json"
 SWEEP_LOCK = ".sweep.lock"
 # each model folder
@@ -130,7 +131,7 @@ def replacing(path: Path) -> Iterator[Path]:
 def write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` atomically."""
     with replacing(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(path: Path, data) -> None:

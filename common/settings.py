@@ -43,6 +43,7 @@ class Setting:
     env: str | None = None
     nargs: int | None = None
     metavar: Any = None
+    path: bool = False  # a file or folder: written to a spec as an absolute path
 
     @property
     def flag(self) -> str:
@@ -187,7 +188,11 @@ def resolve(
 
 def spec_of(args: argparse.Namespace, settings: Iterable[Setting]) -> dict:
     """The settings' values as a JSON object (what ``run_spec.json`` holds)."""
-    return {s.name: getattr(args, s.name) for s in settings}
+    spec = {s.name: getattr(args, s.name) for s in settings}
+    for s in settings:  # the children run in the project folder, not where we were started
+        if s.path and spec[s.name] is not None:
+            spec[s.name] = os.path.abspath(spec[s.name])
+    return spec
 
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:

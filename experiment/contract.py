@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 
-from common.layout import write_json
-from common.settings import Setting, not_negative, positive
+from common.settings import Setting, not_negative, positive, spec_of
 from model.cli import MODEL_CHECKS, MODEL_SETTINGS
 from power.cli import IDLE_SETTINGS, SENSOR_SETTINGS
 
@@ -104,7 +103,9 @@ SWEEP_SETTINGS = [
     Setting("branch", "main", "git branch of the data repository (upload)"),
     Setting("retries", 4, "attempts for dvc push and git push (upload)", int, check=positive),
     Setting("net_timeout", 30, "DVC's connect and read timeouts, seconds", int, check=positive),
-    Setting("workspace", None, "where the git clone of the data repository is kept (upload)"),
+    Setting(
+        "workspace", None, "where the git clone of the data repository is kept (upload)", path=True
+    ),
 ]
 MEASURE_RUN = [*MODEL_SETTINGS, *SENSOR_SETTINGS, *MEASURE_SETTINGS]
 RUN_SETTINGS = [*MEASURE_RUN, *IDLE_SETTINGS, *SWEEP_SETTINGS]
@@ -125,11 +126,6 @@ QUICK = {  # --quick: what is not set by a flag or a variable
 
 def run_spec(args, model: str, power_source: str) -> dict:
     """One model's ``run_spec.json``: every run setting, the model, the resolved source."""
-    spec = {s.name: getattr(args, s.name) for s in SWEEP_FLAGS}
-    spec.update(model=model, power_source_resolved=power_source)
-    spec["result_dir"] = str(spec["result_dir"])
+    spec = spec_of(args, SWEEP_FLAGS)
+    spec.update(model=model, power_source=power_source)
     return spec
-
-
-def write_spec(path, spec: dict) -> None:
-    write_json(path, spec)

@@ -21,6 +21,7 @@ import shlex
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 from common.clock import Clock
@@ -177,9 +178,12 @@ class Sweep:
             )
             self._idle()
             self._cooldown(meta)
-            for model in self.args.models:
+            started = time.monotonic()
+            for index, model in enumerate(self.args.models):
                 if self.stop():
                     break
+                measured = sum(r["status"] != "skipped" for r in self.rows)
+                log.info(progress(index, len(self.args.models), started, measured))
                 self.rows.append(self._model(model))
             return self._finish(meta)
 
@@ -269,12 +273,14 @@ class Sweep:
         return "done"
 
     def _finish(self, meta: dict) -> int:
+        from analysis.html_report import write_report
         from analysis.summary import write_summary
 
-        summary_ok = True
+        summary_ok, report = True, None
         try:
             write_summary(self.result)
-        except (LayoutError, OSError, ValueError) as exc:
+            report = write_report(self.result)
+        except (LayoutError, OSError, ValueError, KeyError) as exc:
             log.warning("summary: FAILED: %s", exc)
             summary_ok = False
         meta["models"] = {
@@ -286,6 +292,8 @@ class Sweep:
         if self.stop():
             return EXIT_INTERRUPTED
         uploaded = upload(self.args, meta["run_id"])
+        if report is not None:
+            log.info("report: %s", report.resolve())  # the last line: where to look
         if any(r["status"] in (FAILED, INTERRUPTED) for r in self.rows) or not summary_ok:
             return EXIT_MODEL_FAILED
         return uploaded
@@ -312,11 +320,13 @@ def upload(args, run_stamp: str) -> int:
     if args.no_upload:
         log.info("upload: skipped (--no-upload)")
         return 0
+    from publish.dagshub_api import token_available
+
     explicit = bool(args.dvc_remote and args.git_url)
-    if not explicit and not (args.owner and args.name and os.environ.get("DAGSHUB_USER_TOKEN")):
+    if not explicit and not (args.owner and args.name and token_available()):
         log.info(
-            "upload: skipped; to publish, set DAGSHUB_USER_TOKEN and --owner/--name "
-            "(EVB_DAGSHUB_OWNER, EVB_DAGSHUB_REPO), or --dvc-remote and --git-url"
+            "upload: skipped; to publish, set DAGSHUB_USER_TOKEN (or run 'dagshub login') and "
+            "--owner/--name (EVB_DAGSHUB_OWNER, EVB_DAGSHUB_REPO), or --dvc-remote and --git-url"
         )
         return 0
     from publish.tools import PublishError
@@ -369,6 +379,17 @@ def _retry_command(args, remote_path: str) -> str:
     ):
         cmd += [flag, value] if value else []
     return shlex.join(cmd)
+
+
+def progress(done: int, total: int, started: float, measured: int) -> str:
+    """'model 3 of 10, 12:04 elapsed, about 32:08 left' (from the models measured so far)."""
+    elapsed = time.monotonic() - started
+
+    def clock(s: float) -> str:
+        return f"{int(s // 60)}:{int(s % 60):02d}"
+
+    left = f", about {clock(elapsed / measured * (total - done))} left" if measured else ""
+    return f"model {done + 1} of {total}, {clock(elapsed)} elapsed{left}"
 
 
 def print_table(rows: list[dict]) -> None:

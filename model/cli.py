@@ -67,6 +67,21 @@ MODEL_SETTINGS = [  # the profiler's settings (the seed's names), part of the ru
         check=between(1, 10**6),
     ),
     Setting(
+        "max_aux_streams",
+        0,
+        "TensorRT builder: auxiliary streams for parallel layers; -1 = TensorRT's choice",
+        type=int,
+        check=lambda v: None if v >= -1 else "must be -1 (TensorRT's choice) or at least 0",
+    ),
+    Setting(
+        "engine",
+        None,
+        "profile this serialized TensorRT engine (e.g. from trtexec) instead of compiling",
+        metavar="FILE",
+        check=lambda v: None if v is None or os.path.isfile(v) else "no such file",
+        path=True,
+    ),
+    Setting(
         "backend",
         "auto",
         "auto = tensorrt where torch_tensorrt imports and a GPU exists, else torch",
@@ -78,12 +93,14 @@ MODEL_SETTINGS = [  # the profiler's settings (the seed's names), part of the ru
         "imagenet (torchvision's pretrained weights) or random; lenet is random",
         choices=WEIGHTS,
     ),
-    Setting("result_dir", "raw_data", "result folder; a folder per model inside"),
+    Setting("result_dir", "raw_data", "result folder; a folder per model inside", path=True),
 ]
 
 
 # rules that join several of the settings above: each returns an error message or None
-MODEL_CHECKS: list = []
+MODEL_CHECKS = [
+    lambda a: "--engine needs --backend tensorrt" if a.engine and a.backend == "torch" else None,
+]
 
 
 def build_parser():
@@ -117,11 +134,13 @@ def tensorrt_available() -> bool:
 def make_backend(name: str, dtype: str, cfg):
     """The backend object for ``--backend`` (auto resolved here)."""
     if name == "auto":
-        name = "tensorrt" if tensorrt_available() else "torch"
+        name = "tensorrt" if tensorrt_available() or cfg.engine else "torch"
     if name == "tensorrt":
         from model.tensorrt_backend import TensorRTBackend
 
-        return TensorRTBackend(dtype, cfg.optimization_level, cfg.min_block_size)
+        return TensorRTBackend(
+            dtype, cfg.optimization_level, cfg.min_block_size, cfg.max_aux_streams, cfg.engine
+        )
     from model.torch_backend import TorchBackend
 
     return TorchBackend(dtype)
@@ -181,6 +200,8 @@ def _profile(args) -> int:
         args.backend,
         "random" if args.model == "lenet" else args.weights,
         args.profile_runs or args.runs,
+        args.max_aux_streams,
+        args.engine,
     )
     backend = make_backend(args.backend, args.dtype, cfg)
     cfg.backend = backend.name

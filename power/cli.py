@@ -34,7 +34,7 @@ SENSOR_SETTINGS = [
     Setting(
         "hz", None, "sampling rate; default: twice per sensor refresh interval", type=sampling_rate
     ),
-    Setting("sysfs_root", None, "directory that stands for / when looking for sensors"),
+    Setting("sysfs_root", None, "directory that stands for / when looking for sensors", path=True),
     Setting("nvml_index", 0, "GPU index for --power-source nvml", type=int, check=not_negative),
     Setting(
         "sim_profile",
