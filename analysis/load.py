@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.layout import IDLE_JSON, LayoutError, ResultPaths, read_json
+from common.layout import LayoutError, ResultPaths, read_idle_uw, read_json
 
 
 class AnalysisError(RuntimeError):
@@ -165,16 +165,10 @@ def load_idle(result_dir: Path) -> float | None:
     """Idle board power (µW) from ``idling_power.json``; None where there is none. A file
     that is there but unusable (truncated, garbled, no figure) is an ``AnalysisError``: the
     idle-corrected figures would silently be missing otherwise."""
-    path = result_dir / IDLE_JSON
-    if not path.exists():
-        return None
     try:
-        value = read_json(path).get("avg_idle_power")
+        return read_idle_uw(result_dir)
     except LayoutError as exc:
         raise AnalysisError(f"{exc}; measure idle again (run_experiment.sh --force)") from None
-    if not isinstance(value, (int, float)) or not value > 0:
-        raise AnalysisError(f"{path} holds no positive avg_idle_power; measure idle again")
-    return float(value)
 
 
 def check_overlap(power: PowerLog, start_ns: int, end_ns: int, what: str) -> None:

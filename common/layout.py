@@ -76,6 +76,7 @@ class ResultPaths:
         self.power = {key: d / name for key, name in power_files(model).items()}
         self.layer_power = d / f"{model}_layer_power.csv"
         self.layer_power_folded = d / f"{model}_layer_power_folded.csv"
+        self.layer_isolation = d / f"{model}_layer_isolation.csv"
         self.analysis = d / f"{model}_analysis.json"
         self.plots = {name: d / f"{model}_{name}.png" for name in PLOTS}
         self.profiler_log = d / f"{model}_profiler.log"
@@ -156,6 +157,19 @@ def read_json(path: Path, kind: type = dict):
             f"{path} holds a JSON {type(data).__name__}, not a {kind.__name__}; delete or repair it"
         )
     return data
+
+
+def read_idle_uw(result_dir: Path) -> float | None:
+    """The idle board power (µW) of ``idling_power.json``; None where there is none. A file
+    that is there but unusable (truncated, garbled, no positive figure) is a ``LayoutError``:
+    idle-corrected figures must not go missing silently."""
+    path = Path(result_dir) / IDLE_JSON
+    if not path.exists():
+        return None
+    value = read_json(path).get("avg_idle_power")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise LayoutError(f"{path} holds no positive avg_idle_power")
+    return float(value)
 
 
 # --- status -------------------------------------------------------------------------------------

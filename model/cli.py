@@ -53,6 +53,27 @@ MODEL_SETTINGS = [  # the profiler's settings (the seed's names), part of the ru
         check=positive,
     ),
     Setting(
+        "isolation",
+        False,
+        "after the passes, run each layer alone in a loop with the power logged "
+        "(writes <model>_layer_isolation.csv)",
+        type=bool,
+    ),
+    Setting(
+        "isolation_updates",
+        20,
+        "isolation: distinct sensor updates to collect per layer after settling",
+        type=int,
+        check=lambda v: None if v >= 2 else "must be at least 2",
+    ),
+    Setting(
+        "isolation_settle",
+        2.0,
+        "isolation: seconds each layer runs before its power counts",
+        type=float,
+        check=not_negative,
+    ),
+    Setting(
         "optimization_level",
         3,
         "TensorRT builder optimization level",
@@ -119,6 +140,14 @@ def parse_args(argv: list[str] | None):
     args = resolve(p, MODEL_SETTINGS, argv, checks=MODEL_CHECKS)
     if not args.model:
         p.error("--model is required")
+    if args.isolation:
+        from model.isolation import power_log_path
+
+        if not power_log_path(args.result_dir, args.model).exists():
+            p.error(
+                "--isolation needs the power logger's file; run it through "
+                "measure_inference_power.py --isolation (or run_experiment.sh --isolation)"
+            )
     return args
 
 
@@ -202,9 +231,17 @@ def _profile(args) -> int:
         args.profile_runs or args.runs,
         args.max_aux_streams,
         args.engine,
+        args.isolation,
+        args.isolation_updates,
+        args.isolation_settle,
     )
     backend = make_backend(args.backend, args.dtype, cfg)
     cfg.backend = backend.name
+    if args.isolation and not backend.supports_isolation:
+        raise BackendUnavailable(
+            f"--isolation is not implemented for the {backend.name} backend yet; "
+            "use --backend torch"
+        )
     summary = run_benchmark(
         cfg, backend, lambda: load_model(args.model, cfg.weights), Clock.from_env()
     )

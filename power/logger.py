@@ -106,6 +106,7 @@ class _Output:
         self.raw: LineWriter | None = None
         self.errors: Counter[str] = Counter()
         self.lateness = _Histogram()
+        self.read_time = _Histogram()
         self.samples = self.gaps = self.distinct = self.longest_gap = 0
         self.read_ns_sum = self.read_ns_max = 0
         self.first_stamp: int | None = None
@@ -186,6 +187,7 @@ class _Output:
         self.power_min = min(self.power_min, float(board.min()))
         self.power_max = max(self.power_max, float(board.max()))
         self.power_sum += float(board.sum())
+        self.read_time.add(read_ns)
         self.read_ns_sum += int(read_ns.sum())
         self.read_ns_max = max(self.read_ns_max, int(read_ns.max()))
 
@@ -218,6 +220,8 @@ class _Output:
             },
             "read_us": {
                 "mean": self.read_ns_sum / samples / 1000.0 if samples else None,
+                "p50": self.read_time.percentile_us(50),
+                "p99": self.read_time.percentile_us(99),
                 "max": self.read_ns_max / 1000.0,
             },
             "board_power_uW": {

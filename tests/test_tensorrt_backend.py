@@ -156,8 +156,8 @@ def test_a_lost_report_drops_the_run_and_is_counted(v24, monkeypatch, capfd):
 
 def test_the_timing_pass_runs_with_no_profiler_attached(v24, monkeypatch, tmp_path):
     import tensorrt
-    from common.clock import Clock
 
+    from common.clock import Clock
     from model.benchmark import BenchConfig, run_benchmark
     from model.zoo import lenet
 
