@@ -129,6 +129,16 @@ def replacing(path: Path) -> Iterator[Path]:
         raise
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files of writers killed before their rename (call it only when no
+    writer of ``folder`` is alive); the files they would have replaced are intact."""
+    stale = [p for p in Path(folder).rglob(".*.tmp") if p.is_file()]
+    for path in stale:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return stale
+
+
 def write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` atomically."""
     with replacing(path) as tmp:

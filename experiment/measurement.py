@@ -30,6 +30,7 @@ from common.layout import (
     read_json,
     read_status,  # noqa: F401 (the sweep's and the tests' entry to the status)
     release_space,
+    remove_stale_temporaries,
     reserve_space,
     write_status,
 )
@@ -93,6 +94,7 @@ def measure(spec_path: Path, stop, echo=sys.stderr) -> dict:
             "clock_origin": {"mono_ns": run.clock.mono_ns, "wall_ns": run.clock.wall_ns},
         }
     )
+    remove_stale_temporaries(paths.model_dir)  # of a child stopped mid-write; none is alive
     write_status(paths.model_dir, status)
     release_space(paths.model_dir)
     return status

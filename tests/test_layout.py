@@ -87,3 +87,15 @@ def test_a_full_disk_is_a_one_line_error_and_the_old_file_stays(tmp_path):
             write_json(folder / "a.json", {"new": "x" * 200_000})
         assert read_json(folder / "a.json") == {"old": 1}
         assert [p.name for p in folder.iterdir()] == ["a.json"]  # no temporary file left
+
+
+def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
+    from common.layout import remove_stale_temporaries
+
+    write_json(tmp_path / "a.json", {"old": 1})
+    (tmp_path / "sub").mkdir()
+    stale = [tmp_path / ".a.json.123.tmp", tmp_path / "sub/.b.json.9.tmp"]
+    for path in stale:
+        path.write_text("{half")
+    assert sorted(remove_stale_temporaries(tmp_path)) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.json"]
