@@ -267,9 +267,14 @@ class Sweep:
 
         try:
             analyse_model(model_dir)
-        except (AnalysisError, LayoutError, OSError, ValueError, KeyError) as exc:
+        except (AnalysisError, LayoutError, OSError) as exc:
             log.warning("%s: analysis FAILED: %s", model_dir.name, exc)
             return f"failed ({exc})"
+        except Exception as exc:  # a bug in the analysis must not end the sweep: one line
+            log.debug("analysis traceback", exc_info=True)
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("%s: analysis FAILED (%s; --verbose shows where)", model_dir.name, why)
+            return f"failed ({why})"
         return "done"
 
     def _finish(self, meta: dict) -> int:
@@ -280,8 +285,9 @@ class Sweep:
         try:
             write_summary(self.result)
             report = write_report(self.result)
-        except (LayoutError, OSError, ValueError, KeyError) as exc:
-            log.warning("summary: FAILED: %s", exc)
+        except Exception as exc:  # the figures are in the model folders: say so, go on
+            log.debug("summary traceback", exc_info=True)
+            log.warning("summary: FAILED: %s: %s", type(exc).__name__, exc)
             summary_ok = False
         meta["models"] = {
             r["model"]: {"status": r["status"], "reason": r.get("reason")} for r in self.rows

@@ -276,3 +276,16 @@ def test_a_slow_rate_still_ends_at_the_duration(sim_tree, tmp_path):
     sensor.close()
     assert summary["samples"] == 1  # one period is 1 s: the logger did not sleep through it
     assert summary["end_mono_ns"] - summary["start_mono_ns"] < 0.9e9
+
+
+def test_a_bug_in_the_analysis_does_not_end_the_sweep(tmp_path, monkeypatch):
+    import analysis.report
+    from experiment.sweep import Sweep
+
+    def broken(model_dir, make_plots=True):
+        raise TypeError("cannot safely cast non-equivalent float64 to int64")
+
+    monkeypatch.setattr(analysis.report, "analyse_model", broken)
+    sweep = Sweep.__new__(Sweep)  # only the analysis step is tried here
+    outcome = sweep._analyse(tmp_path / "lenet")
+    assert outcome == "failed (TypeError: cannot safely cast non-equivalent float64 to int64)"
