@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.load import AnalysisError
     from analysis.report import analyse_model
     from analysis.summary import model_dirs, write_summary
+    from common.layout import LayoutError
 
     failed = 0
     if not args.summary_only:
@@ -46,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         for folder in folders:
             try:
                 result = analyse_model(folder, make_plots=not args.no_plots)
-            except AnalysisError as exc:
-                print(f"analyze: {folder.name}: {exc}", file=sys.stderr)
+            except (AnalysisError, LayoutError, OSError, ValueError, KeyError) as exc:
+                # missing, garbled or truncated inputs, a folder we cannot write: one line each
+                print(f"analyze: {folder.name}: {_one_line(exc)}", file=sys.stderr)
                 failed += 1
                 continue
             print(
@@ -55,9 +57,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"power sample; {result['folded_samples']} samples folded over "
                 f"{result['profile_runs']} inferences"
             )
-    write_summary(args.result_dir)
-    print(f"report: {write_report(args.result_dir)}")
+    try:
+        write_summary(args.result_dir)
+    except (LayoutError, OSError) as exc:
+        print(f"analyze: summary: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    try:
+        print(f"report: {write_report(args.result_dir)}")
+    except (LayoutError, OSError, ValueError, KeyError) as exc:
+        print(f"analyze: report: {_one_line(exc)}", file=sys.stderr)
+        return 1
     return 1 if failed else 0
+
+
+def _one_line(exc: Exception) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    plain = not isinstance(exc, (ValueError, KeyError)) or isinstance(exc, RuntimeError)
+    return text if plain else f"unreadable input ({type(exc).__name__}: {text})"
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 
 The logger starts first and must report samples; then the profiler (python -m model) runs
 warm-up, timing and profiling passes; the logger records a short tail and stops. The result is
-<result-dir>/<model>/ with the profiler's files, the power logs and status.json.
+<result-dir>/<model>/ with run_spec.json (the settings, which both children read), the
+profiler's files, the power logs and status.json.
 
 exit codes: 0 complete; 1 profiler failed; 2 bad flag value; 3 model or weights unavailable;
 4 backend unavailable; 5 power logger failed; 6 watchdog timeout; 130 interrupted.
@@ -13,86 +14,52 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-from common.cli import OneLineParser
-from model.cli import add_model_arguments, model_flags, validate
-from power.cli import add_sensor_arguments, resolved_source
+from common.layout import LayoutError, ResultPaths, write_json
+from common.process import PARENT_PID_ENV, StopFlag, exit_with_parent
+from common.settings import parser, resolve, spec_of
+from experiment.contract import MEASURE_RUN, RUN_CHECKS
+from power.cli import resolved_source
 
-
-def parse_cpus(text: str) -> set[int]:
-    """'0', '1-3' or '0,2' → a set of core numbers."""
-    cpus: set[int] = set()
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        cpus.update(range(int(lo), int(hi or lo) + 1))
-    return cpus
+PROG = "measure_inference_power.py"
 
 
-def build_parser() -> OneLineParser:
+def build_parser():
     doc = __doc__.split("\n\n")
-    p = OneLineParser(description=doc[1], epilog=doc[2])
-    add_model_arguments(p)
-    p.add_argument("--result-dir", type=Path, default=Path("raw_data"), help="result folder")
-    add_sensor_arguments(p)
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=3600.0,
-        help="watchdog: seconds before a hung profiler is stopped",
-    )
-    p.add_argument(
-        "--tail", type=float, default=1.0, help="seconds of power logged after the profiler ends"
-    )
-    p.add_argument(
-        "--logger-cpus",
-        type=parse_cpus,
-        default=None,
-        help="cores for the logger, e.g. 3; default: the last core (2+ cores)",
-    )
-    p.add_argument(
-        "--profiler-cpus",
-        type=parse_cpus,
-        default=None,
-        help="cores for the profiler, e.g. 0-2; default: all but the logger's",
-    )
-    return p
+    return parser(MEASURE_RUN, prog=PROG, description=doc[1], epilog=doc[2])
+
+
+def parse_args(argv: list[str] | None):
+    p = build_parser()
+    args = resolve(p, MEASURE_RUN, argv, checks=RUN_CHECKS)
+    if not args.model:
+        p.error("--model is required")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate(args, parser)
-    if args.timeout <= 0 or args.tail < 0:
-        parser.error("--timeout must be positive and --tail not negative")
-    from experiment.measurement import MeasureConfig, default_cpus, measure
-    from power.process import PARENT_PID_ENV, exit_with_parent
-
-    if os.environ.get(PARENT_PID_ENV):  # started by the sweep: stop (cleanly) if it dies
+    stop = StopFlag()  # before anything: a Ctrl-C is a flag from here on
+    args = parse_args(argv)
+    if os.environ.get(PARENT_PID_ENV):
         exit_with_parent()
-    source = resolved_source(args)
-    logger_cpus, profiler_cpus = default_cpus()
-    cfg = MeasureConfig(
-        model=args.model,
-        result_dir=args.result_dir,
-        profiler_args=model_flags(args),
-        power_source=source,
-        sysfs_root=args.sysfs_root,
-        rail=args.rail,
-        hz=args.hz,
-        timeout_s=args.timeout,
-        tail_s=args.tail,
-        logger_cpus=args.logger_cpus or logger_cpus,
-        profiler_cpus=args.profiler_cpus or profiler_cpus,
-    )
-    status = measure(cfg)
+    from experiment.measurement import measure
+
+    spec = {**spec_of(args, MEASURE_RUN), "power_source": resolved_source(args)}
+    paths = ResultPaths(spec["result_dir"], args.model)
+    try:
+        paths.model_dir.mkdir(parents=True, exist_ok=True)
+        write_json(paths.run_spec, spec)
+        status = measure(paths.run_spec, stop)
+    except LayoutError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{PROG}: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     if status["status"] == "complete":
-        print(
-            f"{args.model}: complete in {status['duration_s']:.1f} s -> "
-            f"{args.result_dir / args.model}"
-        )
+        print(f"{args.model}: complete in {status['duration_s']:.1f} s -> {paths.model_dir}")
     else:
-        print(f"{args.model}: FAILED ({status['reason']})", file=sys.stderr)
+        print(f"{args.model}: {status['status'].upper()} ({status['reason']})", file=sys.stderr)
     return status["exit_code"]
 
 

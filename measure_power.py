@@ -13,17 +13,22 @@ import contextlib
 import sys
 from pathlib import Path
 
-from common.cli import OneLineParser
-from power.cli import add_sensor_arguments, resolved_source
+from common.layout import LayoutError
+from common.settings import parser, resolve
+from power.cli import SENSOR_SETTINGS, resolved_source
 from power.discovery import open_sensor
 from power.sensor import SensorNotFound
 from power.simulated import sensor_root
 
+PROG = "measure_power.py"
 
-def parse_args(argv: list[str] | None):
-    p = OneLineParser(
+
+def build_parser():
+    p = parser(
+        SENSOR_SETTINGS,
+        prog=PROG,
         description="Log board power (INA3221/INA238 sysfs, NVML or a simulated sensor) to CSV, "
-        "or list the rails found."
+        "or list the rails found.",
     )
     p.add_argument("--list", action="store_true", help="print the rails found and exit")
     p.add_argument("--out", type=Path, default=Path("power_log"), help="folder for the log files")
@@ -33,14 +38,6 @@ def parse_args(argv: list[str] | None):
         type=float,
         default=None,
         help="seconds to log; default: until SIGTERM or Ctrl-C",
-    )
-    add_sensor_arguments(p, source_flag="--source")
-    p.add_argument("--nvml-index", type=int, default=0, help="GPU index for --source nvml")
-    p.add_argument(
-        "--sim-profile",
-        choices=("cpu", "sine", "constant"),
-        default="cpu",
-        help="power profile of the simulated sensor (when one is started)",
     )
     p.add_argument(
         "--ready",
@@ -52,7 +49,12 @@ def parse_args(argv: list[str] | None):
         action="store_true",
         help="stop when the parent process dies (used by measure_inference_power.py)",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None):
+    p = build_parser()
+    args = resolve(p, SENSOR_SETTINGS, argv)
     if args.duration is not None and args.duration <= 0:
         p.error("--duration must be positive")
     return args
@@ -86,7 +88,7 @@ def list_rails(sensor) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from power.process import StopFlag, exit_with_parent
+    from common.process import StopFlag, exit_with_parent
 
     if args.exit_with_parent:
         exit_with_parent()
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             sensor = open_sensor(source, root, args.rail, args.nvml_index)
         except SensorNotFound as exc:
-            print(f"measure_power: {exc}", file=sys.stderr)
+            print(f"{PROG}: {exc}", file=sys.stderr)
             return 2
         stack.callback(sensor.close)
         if args.list:
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 list_rails(sensor)
             except (OSError, ValueError) as exc:
                 print(
-                    f"measure_power: the sensor was found but a read failed ({exc})",
+                    f"{PROG}: the sensor was found but a read failed ({exc})",
                     file=sys.stderr,
                 )
                 return 1
@@ -115,15 +117,19 @@ def main(argv: list[str] | None = None) -> int:
         def ready() -> None:
             print("READY", flush=True)
 
-        summary = log_power(
-            sensor,
-            args.out,
-            args.prefix,
-            args.hz,
-            should_stop=stop,
-            duration_s=args.duration,
-            on_ready=ready if args.ready else None,
-        )
+        try:
+            summary = log_power(
+                sensor,
+                args.out,
+                args.prefix,
+                args.hz,
+                should_stop=stop,
+                duration_s=args.duration,
+                on_ready=ready if args.ready else None,
+            )
+        except (LayoutError, OSError) as exc:  # a full disk or a folder we cannot write
+            print(f"{PROG}: error: {exc}; the files end on their last whole line", file=sys.stderr)
+            return 1
     print(
         f"{summary['samples']} samples at {summary['achieved_hz'] or 0:.1f} Hz, "
         f"{summary['distinct_updates']} distinct, errors {summary['errors'] or 'none'} -> "

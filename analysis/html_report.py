@@ -19,10 +19,8 @@ import pandas as pd
 
 from analysis.estimates import DEFAULT_METHOD
 from analysis.summary import model_dirs, readable, summary_table
-from experiment.measurement import read_status
-from model.output import ResultPaths
+from common.layout import REPORT, ResultPaths, read_status, write_text
 
-REPORT = "report.html"
 PLOTS = (
     ("power_timeline", "Board power over the run, phases shaded"),
     ("folded_power", "Power folded over one inference"),
@@ -305,7 +303,5 @@ def render(result_dir: Path) -> str:
 def write_report(result_dir: Path) -> Path:
     """Write ``report.html`` (atomically) and return its path."""
     path = result_dir / REPORT
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render(result_dir), encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, render(result_dir))
     return path

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from model.output import ResultPaths
-from power.logger import file_names
+from common.layout import LayoutError, ResultPaths, read_idle_uw, read_json
 
 
 class AnalysisError(RuntimeError):
@@ -47,7 +45,7 @@ class LayerRecords:
 
 def load_power(model_dir: Path) -> PowerLog:
     """The rails CSV the logger streamed (tolerates a cut last line)."""
-    path = model_dir / f"{model_dir.name}_power_rails.csv"
+    path = ResultPaths(model_dir.parent, model_dir.name).power["rails_csv"]
     if not path.exists() or path.stat().st_size == 0:
         raise AnalysisError(
             f"{path.name} is missing or empty: the power logger wrote nothing "
@@ -79,10 +77,10 @@ def load_power(model_dir: Path) -> PowerLog:
     }
     energy_cols = [c for c in frame.columns if c.endswith("_energy_mJ")]
     energy = frame[energy_cols[0]].to_numpy(float) if energy_cols else None
-    summary = model_dir / file_names(model_dir.name)["summary"]
     try:
-        sensor = json.loads(summary.read_text()).get("sensor")
-    except (OSError, ValueError):
+        summary = read_json(ResultPaths(model_dir.parent, model_dir.name).power["summary"])
+        sensor = summary.get("sensor")
+    except LayoutError:
         sensor = None
     return PowerLog(
         frame["mono_ns"].to_numpy(np.int64),
@@ -102,16 +100,19 @@ def load_records(paths: ResultPaths) -> LayerRecords:
         raise AnalysisError(
             f"{paths.layer_records.name} is missing: the profiler did not reach its profiling pass"
         )
-    frame = pd.read_csv(paths.layer_records, on_bad_lines="skip").dropna()
+    frame = _csv(
+        paths.layer_records, ("run", "layer", "latency_ms", "start_mono_ns", "end_mono_ns")
+    )
+    frame = frame.dropna()
     if frame.empty:
         raise AnalysisError(f"{paths.layer_records.name} holds no record")
     if paths.layer_names.exists():
-        names = json.loads(paths.layer_names.read_text())
+        names = read_result_json(paths.layer_names, list)
     else:  # a profiler killed before it wrote the table: index numbers stand for names
         names = [f"layer {i}" for i in range(int(frame["layer"].max()) + 1)]
     types_by_name = {}
     if paths.engine_info.exists():
-        for layer in json.loads(paths.engine_info.read_text()).get("Layers", []):
+        for layer in read_result_json(paths.engine_info).get("Layers", []):
             if isinstance(layer, dict):
                 types_by_name[layer.get("Name")] = layer.get("LayerType", "")
     return LayerRecords(
@@ -129,7 +130,26 @@ def load_markers(paths: ResultPaths) -> pd.DataFrame:
     """Phase markers (``event, run, mono_ns``)."""
     if not paths.markers.exists():
         raise AnalysisError(f"{paths.markers.name} is missing: the profiler did not start")
-    return pd.read_csv(paths.markers, on_bad_lines="skip")
+    return _csv(paths.markers, ("event", "mono_ns"))
+
+
+def _csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A CSV of the profiler, with an ``AnalysisError`` naming it when it is garbled."""
+    try:
+        frame = pd.read_csv(path, on_bad_lines="skip")
+    except (ValueError, pd.errors.ParserError) as exc:  # UnicodeDecodeError included
+        raise AnalysisError(f"{path.name} is garbled ({exc}); measure this model again") from None
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise AnalysisError(f"{path.name} has no {', '.join(missing)} column; measure again")
+    return frame
+
+
+def read_result_json(path: Path, kind: type = dict):
+    try:
+        return read_json(path, kind)
+    except LayoutError as exc:
+        raise AnalysisError(f"{exc}; measure this model again") from None
 
 
 def phase(markers: pd.DataFrame, name: str) -> tuple[int, int] | None:
@@ -142,11 +162,13 @@ def phase(markers: pd.DataFrame, name: str) -> tuple[int, int] | None:
 
 
 def load_idle(result_dir: Path) -> float | None:
-    """Idle board power (µW) from ``idling_power.json``, or None."""
+    """Idle board power (µW) from ``idling_power.json``; None where there is none. A file
+    that is there but unusable (truncated, garbled, no figure) is an ``AnalysisError``: the
+    idle-corrected figures would silently be missing otherwise."""
     try:
-        return float(json.loads((result_dir / "idling_power.json").read_text())["avg_idle_power"])
-    except (OSError, ValueError, KeyError):
-        return None
+        return read_idle_uw(result_dir)
+    except LayoutError as exc:
+        raise AnalysisError(f"{exc}; measure idle again (run_experiment.sh --force)") from None
 
 
 def check_overlap(power: PowerLog, start_ns: int, end_ns: int, what: str) -> None:

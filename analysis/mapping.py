@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from power.clock import wall_strings_to_ns
+from common.clock import wall_strings_to_ns
 
 
 def window_means(

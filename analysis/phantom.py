@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.layout import power_files
 from model.output import RECORDS_HEADER, ResultPaths
-from power.logger import file_names
 from power.sensor_model import Ina3221, window_means
 
 T0 = 1_000_000_000_000
@@ -179,7 +179,7 @@ def rewrite_power(
     board_ma = ma[k[ok]]
     board = BUS_MV * board_ma
     model_dir = paths.model_dir
-    names = file_names(model_dir.name)
+    names = power_files(model_dir.name)
     frame = pd.DataFrame(
         {
             "mono_ns": stamp,

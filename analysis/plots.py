@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.layout import replacing
+
 PHASES = [
     ("load", "#e5e5e5"),
     ("compile", "#bbbbbb"),
@@ -39,8 +41,7 @@ def power_timeline(path: Path, power, phases: dict, title: str) -> None:
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def folded_power(path: Path, centres_us, means_uw, counts, layers, title: str) -> None:
@@ -55,8 +56,7 @@ def folded_power(path: Path, centres_us, means_uw, counts, layers, title: str) -
     ax.set_ylabel("folded board power (W)")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def top_layers(path: Path, layers, title: str, top: int = 15, method: str = "folded") -> None:
@@ -74,5 +74,11 @@ def top_layers(path: Path, layers, title: str, top: int = 15, method: str = "fol
         ax.set_xlabel(label)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    """Write the figure as PNG through a temporary file (never a half-written plot)."""
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    _pyplot().close(fig)

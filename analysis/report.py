@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +18,12 @@ from analysis.load import (
     load_power,
     load_records,
     phase,
+    read_result_json,
 )
 from analysis.mapping import layer_power_table
 from analysis.sensor_lsq import sensor_lsq
 from analysis.summary import readable
-from model.output import ResultPaths
+from common.layout import ResultPaths, replacing, write_json
 
 
 def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
@@ -48,19 +48,22 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
     check_overlap(power, *profiling, "profiling pass")
 
     mapped = layer_power_table(records, power, idle)
-    mapped.to_csv(model_dir / f"{model}_layer_power.csv", index=False)  # downstream: unrounded
+    with replacing(paths.layer_power) as tmp:
+        mapped.to_csv(tmp, index=False)  # downstream: unrounded
     covered = float((mapped["samples"] > 0).mean())
 
     folded = folded_layers(records, power, idle, markers)
-    readable(folded).to_csv(model_dir / f"{model}_layer_power_folded.csv", index=False)
+    with replacing(paths.layer_power_folded) as tmp:
+        readable(folded).to_csv(tmp, index=False)
 
     lsq, lsq_info = sensor_lsq(records, power, idle, profiling)
     estimates = estimates_table(lsq, folded, mapped, records.names, idle)
-    readable(estimates).to_csv(paths.layer_power_estimates, index=False)
+    with replacing(paths.layer_power_estimates) as tmp:
+        readable(estimates).to_csv(tmp, index=False)
 
     summary = {}
     if paths.summary_json.exists():
-        summary = json.loads(paths.summary_json.read_text())
+        summary = read_result_json(paths.summary_json)
     figures = timing_figures(
         power, phase(markers, "timing"), summary.get("latencies") or [1.0], idle
     )
@@ -92,15 +95,13 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
         result["sensor_lsq"]["closure_vs_timing_pass"] = lsq_info["energy_per_inference_uJ"] / (
             1e3 * figures["energy_per_inference_mJ"]
         )
-    (model_dir / f"{model}_analysis.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(paths.analysis, result)
     if make_plots:
         phases = {name: phase(markers, name) for name, _ in plots.PHASES}
-        plots.power_timeline(
-            model_dir / f"{model}_power_timeline.png", power, phases, f"{model}: board power"
-        )
+        plots.power_timeline(paths.plots["power_timeline"], power, phases, f"{model}: board power")
         centres, means, counts = folded_trace(records, power, markers)
         plots.folded_power(
-            model_dir / f"{model}_folded_power.png",
+            paths.plots["folded_power"],
             centres,
             means,
             counts,
@@ -108,7 +109,7 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
             f"{model}: power folded over {result['profile_runs']} inferences",
         )
         plots.top_layers(
-            model_dir / f"{model}_top_layers.png",
+            paths.plots["top_layers"],
             folded[["layer_name", "median_runtime_ms"]].merge(lsq[["layer_name", "energy_uJ"]]),
             f"{model}: top layers",
             method=DEFAULT_METHOD,

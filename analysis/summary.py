@@ -5,13 +5,20 @@ them)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from experiment.measurement import read_status
+from common.layout import (
+    SUMMARY_CSV,
+    LayoutError,
+    ResultPaths,
+    model_dirs,
+    read_json,
+    read_status,
+    replacing,
+)
 
 COLUMNS = [
     "model",
@@ -68,11 +75,6 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def model_dirs(result_dir: Path) -> list[Path]:
-    """Every directory directly under the result folder is a model folder (downstream rule)."""
-    return sorted(p for p in result_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def _dtype_reason(data: dict) -> str:
     used, asked = data.get("dtype_used"), data.get("dtype")
     if not used or not asked or used == asked:
@@ -88,9 +90,13 @@ def summary_row(folder: Path) -> dict:
         "status": status.get("status", "unknown"),
         "reason": status.get("reason", ""),
     }
-    analysis = folder / f"{folder.name}_analysis.json"
+    analysis = ResultPaths(folder.parent, folder.name).analysis
     if analysis.exists():
-        data = json.loads(analysis.read_text())
+        try:
+            data = read_json(analysis)
+        except LayoutError as exc:  # garbled by an earlier run: say so in the row
+            row["reason"] = f"{row['reason']} (analysis unreadable: {exc})".strip()
+            data = {}
         row.update({k: data.get(k) for k in COLUMNS if k in data and k not in row})
         if data.get("layer_coverage") is not None:
             row["layer_coverage_pct"] = 100 * data["layer_coverage"]
@@ -107,7 +113,8 @@ def summary_table(result_dir: Path) -> pd.DataFrame:
 
 def write_summary(result_dir: Path) -> pd.DataFrame:
     table = summary_table(result_dir)
-    table.to_csv(result_dir / "summary.csv", index=False)
+    with replacing(result_dir / SUMMARY_CSV) as tmp:
+        table.to_csv(tmp, index=False)
     return table
 
 
@@ -139,5 +146,6 @@ def write_dataset_table(root: Path) -> pd.DataFrame:
             frames.append(table)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     table = table.reindex(columns=DATASET_COLUMNS)
-    table.to_csv(root / DATASET_TABLE, index=False)
+    with replacing(root / DATASET_TABLE) as tmp:
+        table.to_csv(tmp, index=False)
     return table

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.clock import Clock
 from model.output import RECORDS_HEADER, ResultPaths, write_layer_latency
-from power.clock import Clock
 
 T0 = 1_000_000_000_000  # monotonic ns of the first inference
 

@@ -1,77 +1,58 @@
 """One model measured by two OS processes: the power logger first, then the profiler.
 
-The logger starts first and must report real samples before the profiler starts. When the
-profiler ends, the logger records a short tail and stops. If either process dies, the other is
-stopped within ``STOP_GRACE_S`` and the model folder is marked failed in ``status.json``, with
-the reason; what was written so far stays. A watchdog ends a run that hangs. Both children get
-SIGTERM if this process dies (``PR_SET_PDEATHSIG``), so none is left behind.
+Both children read the model's ``run_spec.json``. The logger must report real samples before
+the profiler starts; when the profiler ends, the logger records a short tail and stops. If
+either child dies, the other is stopped within ``STOP_GRACE_S``; a watchdog ends a run that
+hangs; SIGTERM or SIGINT only set a flag that the loop here acts on. Every end writes a true
+``status.json`` (``complete``, ``failed`` or ``interrupted``, with the reason); what was written
+so far stays. The children die with this process (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import select
-import signal
-import subprocess
 import sys
 import threading
 import time
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 from pathlib import Path
 
-from power.clock import CLOCK_ORIGIN_ENV, Clock
-from power.process import PARENT_PID_ENV
+from common.clock import CLOCK_ORIGIN_ENV, Clock
+from common.layout import (
+    COMPLETE,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    LayoutError,
+    ResultPaths,
+    read_json,
+    read_status,  # noqa: F401 (the sweep's and the tests' entry to the status)
+    release_space,
+    remove_stale_temporaries,
+    reserve_space,
+    write_status,
+)
+from common.process import (
+    EXIT_INTERRUPTED,
+    exit_text,
+    start_child,
+    stop_child,
+)
+from experiment.contract import parse_cpus
+from power.platform import device_state
 from power.simulated import sensor_root
 
-PROJECT = Path(__file__).resolve().parents[1]
-STOP_GRACE_S = 2.0
-STATUS_FILE = "status.json"
-
+READY_TIMEOUT_S = 30.0
 # exit codes of measure_inference_power.py (and the model's status "exit_code")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_ARGS, EXIT_MODEL, EXIT_BACKEND = 0, 1, 2, 3, 4
-EXIT_POWER, EXIT_TIMEOUT, EXIT_INTERRUPTED = 5, 6, 130
+EXIT_POWER, EXIT_TIMEOUT = 5, 6
 PROFILER_REASONS = {
     2: "the profiler rejected a flag value",
     3: "model or weights unavailable",
     4: "backend unavailable",
 }
-
-
-@dataclass
-class MeasureConfig:
-    """What one measurement needs; ``profiler_args`` go to ``python -m model`` unchanged."""
-
-    model: str
-    result_dir: Path
-    profiler_args: list[str]
-    power_source: str = "sim"
-    sysfs_root: str | None = None
-    rail: str | None = None
-    hz: float | None = None
-    timeout_s: float = 3600.0
-    tail_s: float = 1.0
-    ready_timeout_s: float = 30.0
-    logger_cpus: set[int] | None = None
-    profiler_cpus: set[int] | None = None
-    sim_profile: str = "cpu"
-    extra_status: dict = field(default_factory=dict)
-
-
-def read_status(model_dir: Path) -> dict | None:
-    """The model folder's status, or None where it has none (or an unreadable one)."""
-    try:
-        return json.loads((model_dir / STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def write_status(model_dir: Path, status: dict) -> None:
-    """Replace ``status.json`` atomically (a reader never sees half a file)."""
-    tmp = model_dir / f".{STATUS_FILE}.tmp"
-    tmp.write_text(json.dumps(status, indent=2) + "\n")
-    os.replace(tmp, model_dir / STATUS_FILE)
 
 
 def default_cpus() -> tuple[set[int] | None, set[int] | None]:
@@ -82,244 +63,178 @@ def default_cpus() -> tuple[set[int] | None, set[int] | None]:
     return {allowed[-1]}, set(allowed[:-1])
 
 
-def _stop(proc: subprocess.Popen | None, grace_s: float = STOP_GRACE_S) -> int | None:
-    """SIGTERM, then SIGKILL after ``grace_s``; returns the exit code."""
-    if proc is None:
-        return None
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+class _End(Exception):
+    """How the run ended, raised by the loop itself (never from a signal handler)."""
+
+    def __init__(self, code: int, reason: str, status: str = FAILED) -> None:
+        super().__init__(reason)
+        self.code, self.reason, self.status = code, reason, status
 
 
-def _wait_ready(proc: subprocess.Popen, timeout_s: float) -> bool:
-    """True once the logger printed READY (its first samples are on disk)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            line = proc.stdout.readline()
-            if line.strip() == "READY":
-                return True
-            if not line:
-                return False
-    return False
-
-
-def _tee(stream, path: Path, echo) -> threading.Thread:
-    """Copy a child's output to a file in the model folder and to ``echo`` as it comes."""
-
-    def run() -> None:
-        with open(path, "a", buffering=1) as log:
-            for line in iter(stream.readline, ""):
-                log.write(line)
-                if echo is not None:
-                    echo.write(line)
-                    echo.flush()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
-class Interrupted(Exception):
-    """SIGTERM or SIGINT reached the measurement."""
-
-
-def measure(cfg: MeasureConfig, echo=sys.stderr) -> dict:
-    """Measure one model; returns the status written to ``<model>/status.json``."""
-    from experiment.metadata import device_state
-    from power.discovery import sysfs_root
-
-    model_dir = cfg.result_dir / cfg.model
-    model_dir.mkdir(parents=True, exist_ok=True)
+def measure(spec_path: Path, stop, echo=sys.stderr) -> dict:
+    """Measure the model of ``spec_path`` (its ``run_spec.json``); return the status written to
+    ``<model>/status.json``. ``stop`` is the process's ``StopFlag``."""
+    spec = read_json(spec_path)
+    paths = ResultPaths(spec["result_dir"], spec["model"])
     started = time.time()
-    status: dict = {
-        "model": cfg.model,
-        "status": "running",
-        "started_unix": started,
-        "pid": os.getpid(),
-        **cfg.extra_status,
-    }
-    guard = _SignalGuard()
-    previous = {s: signal.signal(s, guard.handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    clock = Clock.now()
-    env = {
-        **os.environ,
-        CLOCK_ORIGIN_ENV: clock.env_value(),
-        "PYTHONUNBUFFERED": "1",
-        PARENT_PID_ENV: str(os.getpid()),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH")) if p),
-    }
-    logger = profiler = None
-    outcome = {"status": "failed", "exit_code": EXIT_FAILED, "reason": "unknown"}
-
-    host_root = sysfs_root(cfg.sysfs_root if cfg.power_source != "sim" else None)
-    with ExitStack() as stack:
-        try:
-            write_status(model_dir, status)
-            status["device_state_start"] = device_state(host_root)
-            root = stack.enter_context(
-                sensor_root(cfg.power_source, cfg.sysfs_root, cfg.sim_profile)
-            )
-            logger_cmd = [
-                sys.executable,
-                str(PROJECT / "measure_power.py"),
-                "--out",
-                str(model_dir),
-                "--prefix",
-                cfg.model,
-                "--source",
-                cfg.power_source,
-                "--ready",
-                "--exit-with-parent",
-            ]
-            for flag, value in (("--sysfs-root", root), ("--rail", cfg.rail), ("--hz", cfg.hz)):
-                if value is not None:
-                    logger_cmd += [flag, str(value)]
-            logger_err = open(model_dir / f"{cfg.model}_logger.log", "a")
-            stack.callback(logger_err.close)
-            with guard.held():  # a SIGTERM now must not lose the child's handle
-                logger = subprocess.Popen(
-                    logger_cmd,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=logger_err,
-                    stdin=subprocess.DEVNULL,
-                    text=True,
-                )
-            if cfg.logger_cpus:
-                os.sched_setaffinity(logger.pid, cfg.logger_cpus)
-            if not _wait_ready(logger, cfg.ready_timeout_s):
-                _stop(logger)
-                tail = _last_line(model_dir / f"{cfg.model}_logger.log")
-                raise _Fail(EXIT_POWER, f"power logger did not start ({tail})")
-            profiler_cmd = [
-                sys.executable,
-                "-m",
-                "model",
-                "--model",
-                cfg.model,
-                "--result-dir",
-                str(cfg.result_dir),
-                *cfg.profiler_args,
-            ]
-            with guard.held():
-                profiler = subprocess.Popen(
-                    profiler_cmd,
-                    env=env,
-                    cwd=PROJECT,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    text=True,
-                )
-            if cfg.profiler_cpus:
-                os.sched_setaffinity(profiler.pid, cfg.profiler_cpus)
-            tee = _tee(profiler.stdout, model_dir / f"{cfg.model}_profiler.log", echo)
-            deadline = time.monotonic() + cfg.timeout_s
-            while profiler.poll() is None:
-                if logger.poll() is not None:
-                    _stop(profiler)
-                    raise _Fail(
-                        EXIT_POWER, f"power logger died (exit {logger.returncode}) while profiling"
-                    )
-                if time.monotonic() > deadline:
-                    _stop(profiler)
-                    raise _Fail(EXIT_TIMEOUT, f"watchdog: no result after {cfg.timeout_s:.0f} s")
-                time.sleep(0.05)
-            tee.join(5)
-            if profiler.returncode != 0:
-                _stop(logger)
-                code = profiler.returncode
-                why = PROFILER_REASONS.get(code, f"profiler exited with {_exit_text(code)}")
-                tail = _last_line(model_dir / f"{cfg.model}_profiler.log")
-                raise _Fail(
-                    code if code in PROFILER_REASONS else EXIT_FAILED,
-                    f"{why}: {tail}" if tail else why,
-                )
-            time.sleep(cfg.tail_s)
-            if logger.poll() is not None:
-                raise _Fail(EXIT_POWER, f"power logger died (exit {logger.returncode})")
-            if _stop(logger, 5.0) != 0:
-                raise _Fail(EXIT_POWER, f"power logger ended with {_exit_text(logger.returncode)}")
-            outcome = {"status": "complete", "exit_code": EXIT_OK, "reason": ""}
-        except _Fail as fail:
-            outcome = {"status": "failed", "exit_code": fail.code, "reason": fail.reason}
-        except Interrupted as exc:
-            outcome = {
-                "status": "failed",
-                "exit_code": EXIT_INTERRUPTED,
-                "reason": f"interrupted by {exc}",
-            }
-        finally:
-            for proc in (profiler, logger):
-                _stop(proc)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    status.update(outcome)
+    status = {"model": spec["model"], "status": RUNNING, "started_unix": started}
+    status.update(pid=os.getpid(), run_spec=paths.run_spec.name)
+    write_status(paths.model_dir, status)
+    reserve_space(paths.model_dir)
+    run = _Measurement(spec, Path(spec_path), paths, stop, echo)
+    status["device_state_start"] = device_state(run.host_root)
+    status.update(run.execute())
     status.update(
         {
             "ended_unix": time.time(),
             "duration_s": time.time() - started,
-            "profiler_exit": profiler.returncode if profiler else None,
-            "logger_exit": logger.returncode if logger else None,
-            "device_state_end": device_state(host_root),
-            "clock_origin": {"mono_ns": clock.mono_ns, "wall_ns": clock.wall_ns},
+            "profiler_exit": run.profiler.returncode if run.profiler else None,
+            "logger_exit": run.logger.returncode if run.logger else None,
+            "device_state_end": device_state(run.host_root),
+            "clock_origin": {"mono_ns": run.clock.mono_ns, "wall_ns": run.clock.wall_ns},
         }
     )
-    write_status(model_dir, status)
+    remove_stale_temporaries(paths.model_dir)  # of a child stopped mid-write; none is alive
+    write_status(paths.model_dir, status)
+    release_space(paths.model_dir)
     return status
 
 
-class _SignalGuard:
-    """Turns SIGTERM/SIGINT into ``Interrupted``, deferred while a child is being started so
-    that its handle is never lost (blocking the signals instead would be inherited by the
-    child)."""
+class _Measurement:
+    """The two children of one model and the loop that watches them."""
 
-    def __init__(self) -> None:
-        self.critical = False
-        self.pending: str | None = None
+    def __init__(self, spec: dict, spec_path: Path, paths: ResultPaths, stop, echo) -> None:
+        from power.discovery import sysfs_root
 
-    def handler(self, signum, _frame) -> None:
-        name = signal.Signals(signum).name
-        if self.critical:
-            self.pending = name
-        else:
-            raise Interrupted(name)
+        self.spec, self.spec_path, self.paths, self.stop, self.echo = (
+            spec,
+            spec_path,
+            paths,
+            stop,
+            echo,
+        )
+        self.source = spec["power_source"]
+        self.host_root = sysfs_root(spec["sysfs_root"] if self.source != "sim" else None)
+        self.clock = Clock.now()
+        self.env = {CLOCK_ORIGIN_ENV: self.clock.env_value()}
+        logger_cpus, profiler_cpus = default_cpus()
+        self.logger_cpus = parse_cpus(spec["logger_cpus"]) if spec["logger_cpus"] else logger_cpus
+        self.profiler_cpus = (
+            parse_cpus(spec["profiler_cpus"]) if spec["profiler_cpus"] else profiler_cpus
+        )
+        self.logger = self.profiler = None
 
-    @contextmanager
-    def held(self):
-        self.critical = True
+    def execute(self) -> dict:
+        """Run both children; the outcome (status, exit_code, reason). Never raises."""
+        with ExitStack() as stack:
+            try:
+                self._check_stop()
+                root = stack.enter_context(
+                    sensor_root(self.source, self.spec["sysfs_root"], self.spec["sim_profile"])
+                )
+                self._start_logger(root, stack)
+                self._run_profiler()
+                self._finish_logger()
+                return {"status": COMPLETE, "exit_code": EXIT_OK, "reason": ""}
+            except _End as end:
+                return {"status": end.status, "exit_code": end.code, "reason": end.reason}
+            except (LayoutError, OSError, RuntimeError) as exc:  # a full disk, a sensor gone
+                return {"status": FAILED, "exit_code": EXIT_FAILED, "reason": str(exc)}
+            finally:
+                stop_child(self.profiler)
+                stop_child(self.logger)
+
+    def _check_stop(self) -> None:
+        if self.stop():
+            raise _End(EXIT_INTERRUPTED, f"interrupted by {self.stop.signal}", INTERRUPTED)
+
+    def _start_logger(self, root: Path, stack: ExitStack) -> None:
+        cmd = ["python", "measure_power.py", "--spec", str(self.spec_path)]
+        cmd += ["--out", str(self.paths.model_dir), "--prefix", self.paths.model]
+        cmd += ["--power-source", self.source, "--sysfs-root", str(root)]
+        cmd += ["--ready", "--exit-with-parent"]
+        self.logger = start_child(cmd, self.logger_cpus, self.env, stdout=-1, stderr=-1, text=True)
+        self.logger_err = _Tee(self.logger.stderr, self.paths.logger_log, None)
+        if not self._wait_ready():
+            self._check_stop()
+            stop_child(self.logger)
+            raise _End(EXIT_POWER, f"power logger did not start ({self.logger_err.tail()})")
+
+    def _wait_ready(self) -> bool:
+        """True once the logger printed READY (its first samples are on disk)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        out = self.logger.stdout
+        while time.monotonic() < deadline and self.logger.poll() is None and not self.stop():
+            if select.select([out], [], [], 0.1)[0]:
+                line = out.readline()
+                if line.strip() == "READY":
+                    return True
+                if not line:
+                    return False
+        return False
+
+    def _run_profiler(self) -> None:
+        cmd = ["python", "-m", "model", "--spec", str(self.spec_path)]
+        self.profiler = start_child(
+            cmd, self.profiler_cpus, self.env, stdout=-1, stderr=-2, text=True
+        )
+        tee = _Tee(self.profiler.stdout, self.paths.profiler_log, self.echo)
+        deadline = time.monotonic() + self.spec["timeout"]
+        while self.profiler.poll() is None:
+            self._check_stop()
+            if self.logger.poll() is not None:
+                code = exit_text(self.logger.returncode)
+                why = f"power logger died ({code}) while profiling"
+                raise _End(EXIT_POWER, f"{why}: {self.logger_err.tail()}")
+            if time.monotonic() > deadline:
+                raise _End(EXIT_TIMEOUT, f"watchdog: no result after {self.spec['timeout']:.0f} s")
+            time.sleep(0.05)
+        tee.join(5)
+        code = self.profiler.returncode
+        if code != 0:
+            why = PROFILER_REASONS.get(code, f"profiler exited with {exit_text(code)}")
+            raise _End(code if code in PROFILER_REASONS else EXIT_FAILED, f"{why}: {tee.tail()}")
+
+    def _finish_logger(self) -> None:
+        self.stop.wait(self.spec["tail"])
+        self._check_stop()
+        if self.logger.poll() is not None:
+            code = exit_text(self.logger.returncode)
+            raise _End(EXIT_POWER, f"power logger died ({code}): {self.logger_err.tail()}")
+        if stop_child(self.logger, 5.0) != 0:
+            code = exit_text(self.logger.returncode)
+            raise _End(EXIT_POWER, f"power logger ended with {code}: {self.logger_err.tail()}")
+
+
+class _Tee:
+    """Copies a child's output, as it comes, to a log in the model folder and to ``echo``, and
+    keeps its last line in memory: on a full disk the log may stay short, the reason may not."""
+
+    def __init__(self, stream, path: Path, echo) -> None:
+        self.stream, self.path, self.echo = stream, path, echo
+        self.last = ""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
         try:
-            yield
-        finally:
-            self.critical = False
-        if self.pending:
-            raise Interrupted(self.pending)
+            log = open(self.path, "a", buffering=1)
+        except OSError:  # a full disk or a read-only folder: keep the line and the echo
+            log = open(os.devnull, "w")
+        with log:
+            for line in iter(self.stream.readline, ""):
+                text = line.replace("\r", "\n").strip()
+                if text and "it/s]" not in text:  # a progress bar is no reason
+                    self.last = text.splitlines()[-1][:300]
+                with contextlib.suppress(OSError):  # a full disk: the status says why
+                    log.write(line)
+                if self.echo is not None:
+                    self.echo.write(line)
+                    self.echo.flush()
 
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
 
-class _Fail(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
-
-
-def _exit_text(code: int | None) -> str:
-    if code is not None and code < 0:
-        return f"signal {signal.Signals(-code).name}"
-    return f"exit code {code}"
-
-
-def _last_line(path: Path) -> str:
-    """The last non-empty line of a log (progress bars stripped), for a one-line reason."""
-    try:
-        lines = path.read_text(errors="replace").replace("\r", "\n").splitlines()
-    except OSError:
-        return ""
-    lines = [line.strip() for line in lines if line.strip() and "it/s]" not in line]
-    return lines[-1][:300] if lines else ""
+    def tail(self) -> str:
+        self.join(1.0)  # the child has ended: let its last line arrive
+        return self.last

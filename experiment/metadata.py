@@ -1,6 +1,6 @@
-"""What decides whether two runs are comparable: device, power mode, clocks, temperatures,
-versions (``jetson-sysfs.md`` §4). Everything is read from files under the sysfs root; what
-cannot be read (a host file inside a container) is listed under ``unavailable``, never fatal."""
+"""``run_metadata.json``: what decides whether two runs are comparable: the machine and its
+state (``power.platform``), versions of the suite (``publish.suite``) and of its packages, and the
+run's settings."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import getpass
 import importlib.metadata
 import os
 import platform
-import re
 import socket
-import subprocess
-import time
 from pathlib import Path
 
-from power.clock import Clock
+from common.clock import Clock
+from power.platform import machine_facts
+from publish.suite import suite_version
 
 PACKAGES = (
     "torch",
@@ -26,109 +25,6 @@ PACKAGES = (
     "dvc",
     "nvidia-ml-py",
 )
-GPU_DEVFREQ = re.compile(r"(gpu|ga10b|gv11b|gp10b|gb10b)", re.IGNORECASE)
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-class Reader:
-    """Reads small files under a root and remembers which ones it could not read."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.unavailable: list[str] = []
-
-    def text(self, rel: str) -> str | None:
-        try:
-            raw = (self.root / rel).read_bytes()
-        except OSError:
-            self.unavailable.append("/" + rel)
-            return None
-        return raw.replace(b"\x00", b"\n").decode(errors="replace").strip()
-
-    def number(self, rel: str) -> int | None:
-        value = self.text(rel)
-        try:
-            return int(value) if value is not None else None
-        except ValueError:
-            return None
-
-
-def _cpus(reader: Reader) -> dict:
-    cpus = {}
-    for cpu in sorted(
-        (reader.root / "sys/devices/system/cpu").glob("cpu[0-9]*"), key=lambda p: int(p.name[3:])
-    ):
-        rel = f"sys/devices/system/cpu/{cpu.name}"
-        online = reader.number(f"{rel}/online") if (cpu / "online").exists() else 1
-        freq = f"{rel}/cpufreq"
-        if not (cpu / "cpufreq").exists():
-            cpus[cpu.name] = {"online": online}
-            continue
-        cpus[cpu.name] = {
-            "online": online,
-            "cur_khz": reader.number(f"{freq}/scaling_cur_freq"),
-            "min_khz": reader.number(f"{freq}/scaling_min_freq"),
-            "max_khz": reader.number(f"{freq}/scaling_max_freq"),
-            "governor": reader.text(f"{freq}/scaling_governor"),
-        }
-    return cpus
-
-
-def _gpus(reader: Reader) -> dict:
-    gpus = {}
-    for dev in sorted((reader.root / "sys/class/devfreq").glob("*")):
-        if not GPU_DEVFREQ.search(dev.name):
-            continue
-        rel = f"sys/class/devfreq/{dev.name}"
-        gpus[dev.name] = {
-            "cur_hz": reader.number(f"{rel}/cur_freq"),
-            "min_hz": reader.number(f"{rel}/min_freq"),
-            "max_hz": reader.number(f"{rel}/max_freq"),
-            "governor": reader.text(f"{rel}/governor"),
-        }
-    return gpus
-
-
-def _temperatures(reader: Reader) -> dict:
-    temps = {}
-    for zone in sorted((reader.root / "sys/class/thermal").glob("thermal_zone*")):
-        rel = f"sys/class/thermal/{zone.name}"
-        name = reader.text(f"{rel}/type") or zone.name
-        milli = reader.number(f"{rel}/temp")
-        temps[name] = milli / 1000.0 if milli is not None and milli > -200_000 else None
-    return temps
-
-
-def device_state(root: Path) -> dict:
-    """Frequencies and temperatures now (taken at the start and end of each model)."""
-    reader = Reader(root)
-    return {
-        "mono_ns": time.monotonic_ns(),
-        "cpus": _cpus(reader),
-        "gpus": _gpus(reader),
-        "temperatures_c": _temperatures(reader),
-    }
-
-
-def clocks_locked(state: dict) -> bool | None:
-    """jtop's rule: min == max for every online CPU and GPU; None where nothing says."""
-    freqs = [c for c in state["cpus"].values() if c.get("online") and "min_khz" in c]
-    freqs += list(state["gpus"].values())
-    pairs = [(f.get("min_khz", f.get("min_hz")), f.get("max_khz", f.get("max_hz"))) for f in freqs]
-    pairs = [(lo, hi) for lo, hi in pairs if lo is not None and hi is not None]
-    return all(lo == hi for lo, hi in pairs) if pairs else None
-
-
-def _nvpmodel(reader: Reader) -> dict:
-    status = reader.text("var/lib/nvpmodel/status")
-    mode = None
-    if status and status.startswith("pmode:"):
-        mode = int(status.split(":", 1)[1] or 0)
-    names = {}
-    conf = reader.text("etc/nvpmodel.conf") or ""
-    for match in re.finditer(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)", conf):
-        names[int(match.group(1))] = match.group(2)
-    return {"mode_id": mode, "mode_name": names.get(mode) if mode is not None else None}
 
 
 def _versions() -> dict:
@@ -141,59 +37,16 @@ def _versions() -> dict:
     return versions
 
 
-def suite_version() -> dict:
-    """This suite's version and git commit (from git, else ``EVB_GIT_COMMIT`` set at build)."""
-    commit = os.environ.get("EVB_GIT_COMMIT")
-    dirty = None
-    if (PROJECT / ".git").exists():
-        try:
-            commit = subprocess.run(
-                ["git", "-C", str(PROJECT), "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout.strip()
-            dirty = bool(
-                subprocess.run(
-                    ["git", "-C", str(PROJECT), "status", "--porcelain"],
-                    capture_output=True,
-                    text=True,
-                    timeout=5,
-                    check=True,
-                ).stdout.strip()
-            )
-        except (OSError, subprocess.SubprocessError):
-            pass
-    try:
-        version = importlib.metadata.version("edge-vision-benchmark")
-    except importlib.metadata.PackageNotFoundError:
-        version = None
-    return {"version": version, "git_commit": commit, "git_dirty": dirty}
-
-
 def run_metadata(root: Path, config: dict, sensor: dict | None, clock: Clock) -> dict:
     """Everything ``run_metadata.json`` holds."""
-    reader = Reader(root)
-    state = device_state(root)
-    l4t = reader.text("etc/nv_tegra_release")
-    release = None
-    if l4t:
-        match = re.search(r"R(\d+) \(release\), REVISION: ([\d.]+)", l4t)
-        release = f"{match.group(1)}.{match.group(2)}" if match else None
+    facts = machine_facts(root)
     return {
         "created": clock.stamp(),
         "host": socket.gethostname(),
         "user": getpass.getuser(),
         "kernel": platform.release(),
         "machine": platform.machine(),
-        "device_model": reader.text("proc/device-tree/model"),
-        "device_compatible": reader.text("proc/device-tree/compatible"),
-        "l4t_release": release,
-        "nv_tegra_release": l4t.splitlines()[0] if l4t else None,
-        "nvpmodel": _nvpmodel(reader),
-        "clocks_locked": clocks_locked(state),
-        "device_state": state,
+        **{k: v for k, v in facts.items() if k != "unavailable"},
         "sensor": sensor,
         "versions": _versions(),
         "suite": suite_version(),
@@ -201,11 +54,5 @@ def run_metadata(root: Path, config: dict, sensor: dict | None, clock: Clock) ->
         "in_container": Path("/.dockerenv").exists() or bool(os.environ.get("EVB_CONTAINER_IMAGE")),
         "sysfs_root": str(root),
         "config": config,
-        "unavailable": sorted(set(reader.unavailable)),
+        "unavailable": facts["unavailable"],
     }
-
-
-def is_jetson(meta: dict) -> bool:
-    """A Jetson: an L4T release file or a Jetson device-tree model."""
-    model = meta.get("device_model") or ""
-    return bool(meta.get("l4t_release")) or ("Jetson" in model and "Simulated" not in model)

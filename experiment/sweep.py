@@ -1,187 +1,118 @@
-"""The sweep behind ``run_experiment.sh``: preflight → idle → cool-down → each model
-(measure, analyse) → summary table → upload.
+"""The sweep behind ``run_experiment.sh``, one supervising process: preflight → idle → cool-down
+→ each model (measure, analyse) → summary table → upload.
 
-Every setting is a flag with an environment-variable equivalent (``EVB_<FLAG>``); flags win.
-One model failing never stops the sweep; a re-run skips models whose folder is complete
+Idle, the analysis and the upload run in this process; per model, the measurement starts the
+only other processes the method needs (the power logger, the profiler and, without a real
+sensor, the simulated one). Every setting comes from the run contract (``experiment.contract``):
+a flag, its ``EVB_*`` variable, or ``--quick``'s presets. SIGTERM and SIGINT only set a flag;
+the loop here and in the measurement act on it, so every end leaves a true ``status.json``.
+One model failing never stops the sweep; a re-run skips models whose status is complete
 (``--force`` redoes them); a lock keeps a second sweep off the same result folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
-import json
+import importlib.util
+import logging
 import os
 import shlex
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common.cli import OneLineParser
-from experiment.measurement import read_status
-from power.process import PARENT_PID_ENV
+from common.clock import Clock
+from common.layout import (
+    COMPLETE,
+    FAILED,
+    IDLE_JSON,
+    INTERRUPTED,
+    RUN_METADATA,
+    SWEEP_LOCK,
+    LayoutError,
+    ResultPaths,
+    read_json,
+    read_status,
+    write_json,
+)
+from common.process import EXIT_INTERRUPTED, PROJECT, StopFlag
+from common.settings import parser, resolve
+from experiment.contract import QUICK, RUN_CHECKS, SWEEP_FLAGS, run_spec
 
-PROJECT = Path(__file__).resolve().parents[1]
-QUICK = {
-    "models": "lenet,resnet18",
-    "runs": 300,
-    "profile_runs": 300,
-    "warmup": 20,
-    "idle_duration": 20.0,
-    "idle_precision": 1.0,
-    "idle_min": 5.0,
-    "cooldown": 0.0,
-    "weights": "random",
-}
 MIN_FREE_GB = 1.0
 EXIT_MODEL_FAILED, EXIT_PREFLIGHT, EXIT_UPLOAD = 1, 2, 3
-
-# (flag, environment variable, type, default, help)
-SETTINGS = [
-    (
-        "--models",
-        "EVB_MODELS",
-        str,
-        "alexnet,resnet18,mobilenet_v2,vgg16,lenet",
-        "comma-separated model names",
-    ),
-    ("--result-dir", "EVB_RESULT_DIR", str, "raw_data", "result folder"),
-    ("--runs", "EVB_RUNS", int, 30000, "timed inferences per model"),
-    ("--profile-runs", "EVB_PROFILE_RUNS", int, None, "profiled inferences (default: --runs)"),
-    ("--warmup", "EVB_WARMUP", int, 50, "warm-up inferences per model"),
-    ("--dtype", "EVB_DTYPE", str, "float16", "precision: float16, bfloat16 or float32"),
-    ("--weights", "EVB_WEIGHTS", str, "imagenet", "imagenet or random"),
-    ("--backend", "EVB_BACKEND", str, "auto", "auto, tensorrt or torch"),
-    ("--power-source", "EVB_POWER_SOURCE", str, "auto", "auto, ina3221, nvml or sim"),
-    ("--rail", "EVB_RAIL", str, None, "board-input rail override (NAME or A+B)"),
-    ("--sysfs-root", "EVB_SYSFS_ROOT", str, None, "directory that stands for / (tests)"),
-    (
-        "--isolation-updates",
-        "EVB_ISOLATION_UPDATES",
-        int,
-        20,
-        "isolation: sensor updates per layer",
-    ),
-    ("--isolation-settle", "EVB_ISOLATION_SETTLE", float, 2.0, "isolation: settle seconds"),
-    ("--idle-duration", "EVB_IDLE_DURATION", float, 120.0, "seconds of idle (max if adaptive)"),
-    (
-        "--idle-precision",
-        "EVB_IDLE_PRECISION",
-        float,
-        None,
-        "adaptive idle: stop at this 95%% CI half-width, in %%",
-    ),
-    ("--idle-min", "EVB_IDLE_MIN", float, 10.0, "adaptive idle: minimum seconds"),
-    (
-        "--cooldown",
-        "EVB_COOLDOWN",
-        float,
-        None,
-        "seconds to wait after idle (default 120 on a Jetson, else 0)",
-    ),
-    ("--timeout", "EVB_MODEL_TIMEOUT", float, 7200.0, "watchdog per model, seconds"),
-    ("--owner", "EVB_DAGSHUB_OWNER", str, None, "DagsHub repository owner (upload)"),
-    ("--name", "EVB_DAGSHUB_REPO", str, None, "DagsHub repository name (upload)"),
-    (
-        "--remote-dir-path",
-        "EVB_REMOTE_DIR_PATH",
-        str,
-        None,
-        "path inside the data repository (default raw_data/<host>/<run>)",
-    ),
-    ("--dvc-remote", "EVB_DVC_REMOTE", str, None, "DVC remote URL instead of DagsHub's"),
-    ("--git-url", "EVB_GIT_URL", str, None, "git URL for the pointers instead of DagsHub's"),
-]
-
-
-def _env_default(env: str, kind, default):
-    raw = os.environ.get(env)
-    if raw in (None, ""):
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        print(
-            f"run_experiment.sh: error: {env}={raw!r} is not a valid {kind.__name__}",
-            file=sys.stderr,
-        )
-        sys.exit(EXIT_PREFLIGHT)
+PROG = "run_experiment.sh"
+log = logging.getLogger("sweep")
 
 
 def parse_args(argv: list[str] | None):
-    p = OneLineParser(
-        prog="run_experiment.sh",
+    p = parser(
+        SWEEP_FLAGS,
+        prog=PROG,
         description=(
             "Measure idle power, then per-layer runtime and board power of each model (two "
             "processes per model), analyse, and upload the result folder. Every flag has an "
             "environment variable, shown in brackets; flags win."
         ),
     )
-    for flag, env, kind, default, text in SETTINGS:
-        p.add_argument(
-            flag, type=kind, default=_env_default(env, kind, default), help=f"{text} [{env}]"
-        )
     p.add_argument(
         "--quick",
         action="store_true",
         help="small demo sweep: lenet and resnet18, 300 runs, adaptive idle, random "
-        "weights (a few minutes on a 2-core CPU with the simulated sensor)",
+        "weights (a few minutes on a 2-core CPU with the simulated sensor); flags and "
+        "variables still win",
     )
     p.add_argument(
-        "--force",
-        action="store_true",
-        help="redo models (and idle) whose results are already complete",
+        "--force", action="store_true", help="redo models (and idle) that are complete already"
     )
     p.add_argument("--no-upload", action="store_true", help="never upload, even with credentials")
-    p.add_argument(
-        "--isolation", action="store_true", help="also run each layer alone (isolation power)"
-    )
-    args = p.parse_args(argv)
-    if args.quick:
-        given = set(argv if argv is not None else sys.argv[1:])
-        for key, value in QUICK.items():
-            if f"--{key.replace('_', '-')}" not in given:
-                setattr(args, key, value)
+    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
+    args = resolve(p, SWEEP_FLAGS, argv, presets=QUICK if quick else None, checks=RUN_CHECKS)
     args.result_dir = Path(args.result_dir).resolve()
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not args.models:
-        p.error("--models is empty")
-    if args.runs <= 0 or args.warmup < 0 or args.idle_duration <= 0:
-        p.error("--runs and --idle-duration must be positive, --warmup not negative")
-    if args.dtype not in ("float16", "bfloat16", "float32"):
-        p.error(f"--dtype {args.dtype!r}: choose float16, bfloat16 or float32")
-    if args.backend not in ("auto", "tensorrt", "torch"):
-        p.error(f"--backend {args.backend!r}: choose auto, tensorrt or torch")
-    if args.power_source not in ("auto", "ina3221", "nvml", "sim"):
-        p.error(f"--power-source {args.power_source!r}: choose auto, ina3221, nvml or sim")
-    if args.weights not in ("imagenet", "random"):
-        p.error(f"--weights {args.weights!r}: choose imagenet or random")
     return args
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+def main(argv: list[str] | None = None) -> int:
+    stop = StopFlag()  # first: a Ctrl-C while the flags are checked is an interruption too
+    args = parse_args(argv)
+    try:
+        code = Sweep(args, stop).run()
+    except (LayoutError, OSError) as exc:  # a result folder that cannot be written
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        code = EXIT_PREFLIGHT if isinstance(exc, _Refused) else EXIT_MODEL_FAILED
+    if stop():
+        log.warning(
+            "sweep interrupted (%s); completed models are kept, re-run to resume", stop.signal
+        )
+        return EXIT_INTERRUPTED
+    return code
+
+
+class _Refused(OSError):
+    """The sweep cannot start on this result folder (nothing was measured)."""
 
 
 def acquire_lock(result_dir: Path):
-    """An exclusive lock on ``<result_dir>/.sweep.lock``, or None if a sweep holds it."""
-    result_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(result_dir / ".sweep.lock", "a+")
+    """An exclusive lock on the result folder's lock file; ``_Refused`` when it cannot be had."""
+    try:
+        result_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(result_dir / SWEEP_LOCK, "a+")
+    except OSError as exc:
+        raise _Refused(f"cannot use {result_dir} as the result folder: {exc.strerror}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
         holder = handle.read().strip() or "?"
         handle.close()
-        print(
-            f"run_experiment.sh: another sweep (pid {holder}) is running on {result_dir}; "
-            "wait for it or use another --result-dir",
-            file=sys.stderr,
-        )
-        return None
+        raise _Refused(
+            f"another sweep (pid {holder}) is running on {result_dir}; "
+            "wait for it or use another --result-dir"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -196,21 +127,14 @@ def preflight(args) -> tuple[str, list[str]]:
     modules = ["numpy", "pandas", "torch", "torchvision", "matplotlib"]
     if args.backend == "tensorrt":
         modules += ["tensorrt", "torch_tensorrt"]
-    check = (
-        "import importlib, sys\nfor m in sys.argv[1:]:\n    try:\n"
-        "        importlib.import_module(m)\n    except Exception:\n        print(m)"
-    )
-    missing = subprocess.run(
-        [sys.executable, "-c", check, *modules], capture_output=True, text=True, check=False
-    ).stdout.split()
-    problems = [f"python package {m} does not import" for m in missing]
+    problems = [f"python package {m} is not installed" for m in modules if not _found(m)]
     source = args.power_source
     root = sysfs_root(args.sysfs_root)
     if source == "auto":
         source = detect_source(root)
     if source != "sim" or args.sysfs_root:
         try:
-            open_sensor(source, root, args.rail).close()
+            open_sensor(source, root, args.rail, args.nvml_index).close()
         except Exception as exc:  # SensorNotFound and NVML errors
             problems.append(f"power sensor ({source}): {exc}")
     free_gb = shutil.disk_usage(args.result_dir).free / 1e9
@@ -219,149 +143,248 @@ def preflight(args) -> tuple[str, list[str]]:
     return source, problems
 
 
-def run_step(cmd: list[str], what: str) -> int:
-    """Run one entry point as a child process (output passes through).
-
-    The child gets SIGTERM if the sweep dies; a SIGTERM or Ctrl-C of the sweep is passed on, so
-    the child marks its model failed ("interrupted") before the sweep stops.
-    """
-    path = os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": path, PARENT_PID_ENV: str(os.getpid())}
-    log(what)
-    child = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdin=subprocess.DEVNULL)
+def _found(module: str) -> bool:
     try:
-        return child.wait()
-    except KeyboardInterrupt:
-        child.send_signal(signal.SIGTERM)
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class Sweep:
+    """The supervising loop; ``run`` returns the exit code."""
+
+    def __init__(self, args, stop: StopFlag) -> None:
+        self.args, self.stop = args, stop
+        self.result = Path(args.result_dir)
+        self.rows: list[dict] = []
+
+    def run(self) -> int:
+        lock = acquire_lock(self.result)
+        with contextlib.closing(lock):
+            source, problems = preflight(self.args)
+            for problem in problems:
+                print(f"{PROG}: preflight: {problem}", file=sys.stderr)
+            if problems:
+                return EXIT_PREFLIGHT
+            if self.stop():
+                return EXIT_INTERRUPTED
+            self.source = source
+            meta = self._write_metadata()
+            log.info(
+                "sweep: %d models, power source %s, results in %s",
+                len(self.args.models),
+                source,
+                self.result,
+            )
+            self._idle()
+            self._cooldown(meta)
+            started = time.monotonic()
+            for index, model in enumerate(self.args.models):
+                if self.stop():
+                    break
+                measured = sum(r["status"] != "skipped" for r in self.rows)
+                log.info(progress(index, len(self.args.models), started, measured))
+                self.rows.append(self._model(model))
+            return self._finish(meta)
+
+    def _write_metadata(self) -> dict:
+        from experiment.metadata import run_metadata
+        from power.discovery import sysfs_root
+
+        config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.args).items()}
+        config["given"] = sorted(config["given"])
+        config["power_source_resolved"] = self.source
+        host_root = sysfs_root(self.args.sysfs_root if self.source != "sim" else None)
+        meta = run_metadata(host_root, config, {"source": self.source}, Clock.now())
+        earlier = _earlier_sweeps(self.result / RUN_METADATA)  # a resumed sweep keeps them
+        first = earlier[0] if earlier else meta
+        meta["run_id"] = first.get("run_id", first.get("created"))
+        meta["earlier_sweeps"] = earlier
+        from power.platform import is_jetson
+
+        self.jetson = is_jetson(meta)
+        if self.jetson and meta["clocks_locked"] is False:
+            log.warning(
+                "WARNING: clocks are not locked; run 'sudo jetson_clocks' on the host "
+                "for comparable runs"
+            )
+        write_json(self.result / RUN_METADATA, meta)
+        return meta
+
+    def _idle(self) -> None:
+        path = self.result / IDLE_JSON
+        if path.exists() and not self.args.force:
+            why = _unusable_idle(path)
+            if not why:
+                log.info("idle: %s exists, kept (use --force to measure again)", IDLE_JSON)
+                return
+            log.warning("idle: %s; measuring idle again", why)
+        log.info("idle: measuring up to %.0f s", self.args.idle_duration)
+        from power.idle import IdleInterrupted, measure_idle_with
+
         try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-        raise
+            measure_idle_with(self.args, self.source, self.result, self.stop)
+        except IdleInterrupted:
+            return
+        except (RuntimeError, OSError, LayoutError) as exc:
+            log.warning(
+                "idle: FAILED (%s); the per-model power is still logged, idle-corrected "
+                "figures will be missing",
+                exc,
+            )
+
+    def _cooldown(self, meta: dict) -> None:
+        cooldown = self.args.cooldown
+        if cooldown is None:
+            cooldown = 120.0 if self.jetson else 0.0
+        if cooldown > 0 and not self.stop():
+            log.info("cool-down: %.0f s", cooldown)
+            self.stop.wait(cooldown)
+
+    def _model(self, model: str) -> dict:
+        previous = read_status(self.result / model)
+        if previous and previous.get("status") == COMPLETE and not self.args.force:
+            log.info("%s: complete already, skipped (use --force to redo)", model)
+            return {"model": model, "status": "skipped", "reason": "complete already"}
+        from experiment.measurement import measure
+
+        paths = ResultPaths(self.result, model)
+        log.info("%s: measuring", model)
+        try:
+            paths.model_dir.mkdir(parents=True, exist_ok=True)
+            write_json(paths.run_spec, run_spec(self.args, model, self.source))
+            status = measure(paths.run_spec, self.stop, echo=sys.stdout)
+        except (LayoutError, OSError) as exc:  # not even the status could be written
+            return {"model": model, "status": FAILED, "reason": str(exc)}
+        if status["status"] == COMPLETE and not self.stop():
+            status["analysis"] = self._analyse(paths.model_dir)
+        return status
+
+    def _analyse(self, model_dir: Path) -> str:
+        log.info("%s: analysing", model_dir.name)
+        from analysis.load import AnalysisError
+        from analysis.report import analyse_model
+
+        try:
+            analyse_model(model_dir)
+        except (AnalysisError, LayoutError, OSError) as exc:
+            log.warning("%s: analysis FAILED: %s", model_dir.name, exc)
+            return f"failed ({exc})"
+        except Exception as exc:  # a bug in the analysis must not end the sweep: one line
+            log.debug("analysis traceback", exc_info=True)
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("%s: analysis FAILED (%s; --verbose shows where)", model_dir.name, why)
+            return f"failed ({why})"
+        return "done"
+
+    def _finish(self, meta: dict) -> int:
+        from analysis.html_report import write_report
+        from analysis.summary import write_summary
+
+        summary_ok, report = True, None
+        try:
+            write_summary(self.result)
+            report = write_report(self.result)
+        except Exception as exc:  # the figures are in the model folders: say so, go on
+            log.debug("summary traceback", exc_info=True)
+            log.warning("summary: FAILED: %s: %s", type(exc).__name__, exc)
+            summary_ok = False
+        meta["models"] = {
+            r["model"]: {"status": r["status"], "reason": r.get("reason")} for r in self.rows
+        }
+        meta["finished"] = Clock.now().stamp()
+        write_json(self.result / RUN_METADATA, meta)
+        print_table(self.rows)
+        if self.stop():
+            return EXIT_INTERRUPTED
+        uploaded = upload(self.args, meta["run_id"])
+        if report is not None:
+            log.info("report: %s", report.resolve())  # the last line: where to look
+        if any(r["status"] in (FAILED, INTERRUPTED) for r in self.rows) or not summary_ok:
+            return EXIT_MODEL_FAILED
+        return uploaded
 
 
-def measure_idle(args, source: str) -> None:
-    result = Path(args.result_dir)
-    if (result / "idling_power.json").exists() and not args.force:
-        log("idle: idling_power.json exists, kept (use --force to measure again)")
-        return
-    cmd = [
-        sys.executable,
-        "measure_idling_power.py",
-        "--result-dir",
-        str(result),
-        "--idle-duration",
-        str(args.idle_duration),
-        "--power-source",
-        source,
-    ]
-    if args.idle_precision:
-        cmd += ["--until-precision", str(args.idle_precision), "--min-duration", str(args.idle_min)]
-    for flag, value in (("--rail", args.rail), ("--sysfs-root", args.sysfs_root)):
-        if value:
-            cmd += [flag, value]
-    if run_step(cmd, f"idle: measuring up to {args.idle_duration:.0f} s") != 0:
-        log(
-            "idle: FAILED; the per-model power is still logged, idle-corrected figures will "
-            "be missing"
-        )
-
-
-def measure_model(args, source: str, model: str) -> dict:
-    result = Path(args.result_dir)
-    cmd = [
-        sys.executable,
-        "measure_inference_power.py",
-        "--model",
-        model,
-        "--result-dir",
-        str(result),
-        "--runs",
-        str(args.runs),
-        "--warmup",
-        str(args.warmup),
-        "--dtype",
-        args.dtype,
-        "--weights",
-        args.weights,
-        "--backend",
-        args.backend,
-        "--power-source",
-        source,
-        "--timeout",
-        str(args.timeout),
-    ]
-    for flag, value in (
-        ("--profile-runs", args.profile_runs),
-        ("--rail", args.rail),
-        ("--sysfs-root", args.sysfs_root),
-    ):
-        if value:
-            cmd += [flag, str(value)]
-    if args.isolation:
-        cmd += ["--isolation", "--isolation-updates", str(args.isolation_updates)]
-        cmd += ["--isolation-settle", str(args.isolation_settle)]
-    code = run_step(cmd, f"{model}: measuring")
-    status = read_status(result / model)
-    if status is None:
-        reason = (
-            "the measurement rejected its flags"
-            if code == 2
-            else f"measurement ended with exit code {code} and no status"
-        )
-        return {"model": model, "status": "failed", "reason": reason}
-    if status["status"] not in ("complete", "failed"):  # the measurement itself died
-        status.update(status="failed", reason=f"measurement ended with exit code {code}")
-    if status["status"] == "complete":
-        analysed = run_step(
-            [sys.executable, "analyze.py", str(result), "--model", model], f"{model}: analysing"
-        )
-        status["analysis"] = "done" if analysed == 0 else f"failed (exit {analysed})"
-    return status
+def _unusable_idle(path: Path) -> str | None:
+    """Why an existing ``idling_power.json`` cannot be kept (None: it can)."""
+    try:
+        value = read_json(path).get("avg_idle_power")
+    except LayoutError as exc:
+        return str(exc)
+    if not isinstance(value, (int, float)) or not value > 0:
+        return f"{path} holds no positive avg_idle_power"
+    return None
 
 
 def upload(args, run_stamp: str) -> int:
-    """Publish through data_version.py when a target is configured; 0 when done or skipped.
+    """Publish when a target is configured; 0 when done or skipped, else EXIT_UPLOAD.
 
     Configured means DagsHub (``--owner``/``--name`` and ``DAGSHUB_USER_TOKEN``) or an explicit
     ``--dvc-remote`` and ``--git-url``. The default path inside the data repository is
     ``raw_data/<host>/<run>``, so devices and runs never share a pointer.
     """
     if args.no_upload:
-        log("upload: skipped (--no-upload)")
+        log.info("upload: skipped (--no-upload)")
         return 0
     from publish.dagshub_api import token_available
 
     explicit = bool(args.dvc_remote and args.git_url)
     if not explicit and not (args.owner and args.name and token_available()):
-        log(
+        log.info(
             "upload: skipped; to publish, set DAGSHUB_USER_TOKEN (or run 'dagshub login') and "
             "--owner/--name (EVB_DAGSHUB_OWNER, EVB_DAGSHUB_REPO), or --dvc-remote and --git-url"
         )
         return 0
+    from publish.tools import PublishError
+    from publish.upload import Settings, Target
+    from publish.upload import upload as publish
+
     remote_path = args.remote_dir_path or f"raw_data/{socket.gethostname()}/{run_stamp}"
-    cmd = [
-        sys.executable,
-        "data_version.py",
-        "--upload",
-        "--local-dir-path",
-        str(args.result_dir),
-        "--remote-dir-path",
-        remote_path,
-    ]
+    log.info("upload: publishing the result folder as %s", remote_path)
+    try:
+        workspace = Path(args.workspace) if args.workspace else None
+        target = Target(
+            args.owner,
+            args.name,
+            args.branch,
+            remote_path,
+            args.dvc_remote,
+            args.git_url,
+            workspace,
+        )
+        settings = Settings(
+            retries=args.retries, net_timeout_s=args.net_timeout, verbose=args.verbose
+        )
+        done = publish(args.result_dir, target, f"Add {remote_path}", settings)
+    except (PublishError, LayoutError, OSError) as exc:
+        retry = _retry_command(args, remote_path)
+        log.error(
+            "upload: FAILED (%s); the data is untouched in %s. Retry with:\n  %s",
+            exc,
+            args.result_dir,
+            retry,
+        )
+        return EXIT_UPLOAD
+    log.info("upload: uploaded and verified %s -> %s", args.result_dir, done["pointer"])
+    return 0
+
+
+def _retry_command(args, remote_path: str) -> str:
+    """The ``data_version.py`` command that does the same upload by hand."""
+    cmd = ["python", str(PROJECT / "data_version.py"), "--upload"]
+    cmd += ["--local-dir-path", str(args.result_dir), "--remote-dir-path", remote_path]
     for flag, value in (
         ("--owner", args.owner),
         ("--name", args.name),
         ("--dvc-remote", args.dvc_remote),
         ("--git-url", args.git_url),
+        ("--branch", args.branch),
+        ("--retries", str(args.retries)),
+        ("--net-timeout", str(args.net_timeout)),
+        ("--workspace", args.workspace),
     ):
-        if value:
-            cmd += [flag, value]
-    if run_step(cmd, f"upload: publishing the result folder as {remote_path}") == 0:
-        return 0
-    retry = shlex.join(["python", str(PROJECT / "data_version.py"), *cmd[2:]])
-    log(f"upload: FAILED; the data is untouched in {args.result_dir}. Retry with:\n  {retry}")
-    return EXIT_UPLOAD
+        cmd += [flag, value] if value else []
+    return shlex.join(cmd)
 
 
 def progress(done: int, total: int, started: float, measured: int) -> str:
@@ -376,99 +399,24 @@ def progress(done: int, total: int, started: float, measured: int) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
+    if not rows:
+        return
     width = max(len(r["model"]) for r in rows)
-    print(f"\n{'model':<{width}}  status    reason")
+    print(f"\n{'model':<{width}}  status       reason", flush=True)
     for row in rows:
-        print(f"{row['model']:<{width}}  {row['status']:<8}  {row.get('reason') or ''}")
+        print(
+            f"{row['model']:<{width}}  {row['status']:<11}  {row.get('reason') or ''}", flush=True
+        )
 
 
 def _earlier_sweeps(meta_path: Path) -> list[dict]:
     """The metadata of earlier sweeps on this result folder, oldest first."""
     try:
-        previous = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
+        previous = read_json(meta_path)
+    except LayoutError:
         return []
     earlier = previous.pop("earlier_sweeps", [])
-    return [*earlier, previous]
-
-
-def _interrupt(signum, _frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        return sweep(args)
-    except KeyboardInterrupt:
-        log("sweep interrupted; completed models are kept, re-run to resume")
-        return 130
-
-
-def sweep(args) -> int:
-    """The sweep itself (``main`` adds signal handling)."""
-    result = Path(args.result_dir)
-    lock = acquire_lock(result)
-    if lock is None:
-        return EXIT_PREFLIGHT
-    from experiment.metadata import is_jetson, run_metadata
-    from power.clock import Clock
-    from power.discovery import sysfs_root
-
-    source, problems = preflight(args)
-    for problem in problems:
-        print(f"run_experiment.sh: preflight: {problem}", file=sys.stderr)
-    if problems:
-        return EXIT_PREFLIGHT
-    config = {k: (v if not isinstance(v, Path) else str(v)) for k, v in vars(args).items()}
-    config["power_source_resolved"] = source
-    host_root = sysfs_root(args.sysfs_root if source != "sim" else None)
-    meta = run_metadata(host_root, config, {"source": source}, Clock.now())
-    meta_path = result / "run_metadata.json"
-    earlier = _earlier_sweeps(meta_path)  # a resumed sweep keeps what the first ones recorded
-    meta["run_id"] = earlier[0].get("run_id", earlier[0]["created"]) if earlier else meta["created"]
-    meta["earlier_sweeps"] = earlier
-    if is_jetson(meta) and meta["clocks_locked"] is False:
-        log(
-            "WARNING: clocks are not locked; run 'sudo jetson_clocks' on the host for "
-            "comparable runs"
-        )
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    log(f"sweep: {len(args.models)} models, power source {source}, results in {result}")
-
-    measure_idle(args, source)
-    cooldown = args.cooldown if args.cooldown is not None else (120.0 if is_jetson(meta) else 0)
-    if cooldown > 0:
-        log(f"cool-down: {cooldown:.0f} s")
-        time.sleep(cooldown)
-
-    rows, started = [], time.monotonic()
-    for index, model in enumerate(args.models):
-        log(progress(index, len(args.models), started, sum(r["status"] != "skipped" for r in rows)))
-        previous = read_status(result / model)
-        if previous and previous.get("status") == "complete" and not args.force:
-            log(f"{model}: complete already, skipped (use --force to redo)")
-            rows.append({"model": model, "status": "skipped", "reason": "complete already"})
-            continue
-        rows.append(measure_model(args, source, model))
-    summary = run_step(
-        [sys.executable, "analyze.py", str(result), "--summary-only"],
-        "summary: writing summary.csv",
-    )
-    meta["models"] = {r["model"]: {"status": r["status"], "reason": r.get("reason")} for r in rows}
-    meta["finished"] = Clock.now().stamp()
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    print_table(rows)
-    failed = [r for r in rows if r["status"] == "failed"]
-    uploaded = upload(args, meta["run_id"])
-    from analysis.html_report import REPORT
-
-    if (result / REPORT).exists():
-        log(f"report: {(result / REPORT).resolve()}")
-    if failed:
-        return EXIT_MODEL_FAILED
-    return uploaded or (0 if summary == 0 else EXIT_MODEL_FAILED)
+    return [*(e for e in earlier if isinstance(e, dict)), previous]
 
 
 if __name__ == "__main__":

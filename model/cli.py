@@ -2,165 +2,153 @@
 
 It runs alone or as the second OS process of ``measure_inference_power.py``. Exit codes:
 0 done; 2 bad flag value; 3 the model or its weights cannot be had; 4 the backend cannot run
-here; 1 anything else (the traceback is printed).
+here; 1 anything else (one line; ``--verbose`` adds the traceback); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 
-from common.cli import OneLineParser
+from common.clock import Clock
+from common.layout import LayoutError
+from common.process import EXIT_INTERRUPTED, PARENT_PID_ENV, exit_with_parent
+from common.settings import Setting, between, not_negative, parser, positive, resolve
 from model.backend import BACKENDS, DTYPES, BackendUnavailable
 from model.zoo import WEIGHTS, ModelError
-from power.process import PARENT_PID_ENV, exit_with_parent
 
-EXIT_BAD_ARGS, EXIT_MODEL, EXIT_BACKEND = 2, 3, 4
+EXIT_FAILED, EXIT_BAD_ARGS, EXIT_MODEL, EXIT_BACKEND = 1, 2, 3, 4
+log = logging.getLogger("model")
 
 
-def add_model_arguments(p: OneLineParser) -> None:
-    """The profiler's flags (the seed's names), shared with ``measure_inference_power.py``."""
-    p.add_argument(
-        "--model",
-        required=True,
-        help="torchvision classification model name (resnet18, mobilenet_v2, ...) or lenet",
-    )
-    p.add_argument("--dtype", choices=DTYPES, default="float16", help="inference precision")
-    p.add_argument(
-        "--input-shape",
+def _shape(value) -> str | None:
+    return None if value is None or min(value) > 0 else "takes 4 positive integers (N C H W)"
+
+
+MODEL_SETTINGS = [  # the profiler's settings (the seed's names), part of the run contract
+    Setting(
+        "model",
+        None,
+        "torchvision classification model name (resnet18, mobilenet_v2, ...) or lenet",
+    ),
+    Setting("dtype", "float16", "inference precision", choices=DTYPES),
+    Setting(
+        "input_shape",
+        None,
+        "input shape; default 1 3 224 224 (lenet: 1 1 32 32)",
         type=int,
         nargs=4,
         metavar=("N", "C", "H", "W"),
-        default=None,
-        help="input shape; default 1 3 224 224 (lenet: 1 1 32 32)",
-    )
-    p.add_argument("--warmup", type=int, default=50, help="warm-up inferences before timing")
-    p.add_argument("--runs", type=int, default=30000, help="timed inferences (no profiler)")
-    p.add_argument(
-        "--profile-runs",
+        check=_shape,
+    ),
+    Setting("warmup", 50, "warm-up inferences before timing", type=int, check=not_negative),
+    Setting("runs", 30000, "timed inferences (no profiler)", type=int, check=positive),
+    Setting(
+        "profile_runs",
+        None,
+        "profiled inferences (profilers attached); default: as many as --runs",
         type=int,
-        default=None,
-        help="profiled inferences (profilers attached); default: as many as --runs",
-    )
-    p.add_argument(
-        "--isolation",
-        action="store_true",
-        help="after the passes, run each layer alone in a loop with the power logged "
+        check=positive,
+    ),
+    Setting(
+        "isolation",
+        False,
+        "after the passes, run each layer alone in a loop with the power logged "
         "(writes <model>_layer_isolation.csv)",
-    )
-    p.add_argument(
-        "--isolation-updates",
+        type=bool,
+    ),
+    Setting(
+        "isolation_updates",
+        20,
+        "isolation: distinct sensor updates to collect per layer after settling",
         type=int,
-        default=20,
-        help="isolation: distinct sensor updates to collect per layer after settling",
-    )
-    p.add_argument(
-        "--isolation-settle",
+        check=lambda v: None if v >= 2 else "must be at least 2",
+    ),
+    Setting(
+        "isolation_settle",
+        2.0,
+        "isolation: seconds each layer runs before its power counts",
         type=float,
-        default=2.0,
-        help="isolation: seconds each layer runs before its power counts",
-    )
-    p.add_argument(
-        "--optimization-level", type=int, default=3, help="TensorRT builder optimization level, 0-5"
-    )
-    p.add_argument(
-        "--min-block-size",
+        check=not_negative,
+    ),
+    Setting(
+        "optimization_level",
+        3,
+        "TensorRT builder optimization level",
         type=int,
-        default=5,
-        help="Torch-TensorRT: fewest ops in a TensorRT partition",
-    )
-    p.add_argument(
-        "--max-aux-streams",
+        check=between(0, 5),
+    ),
+    Setting(
+        "min_block_size",
+        5,
+        "Torch-TensorRT: fewest ops in a TensorRT partition",
         type=int,
-        default=0,
-        help="TensorRT builder: auxiliary streams for parallel layers; -1 = TensorRT's choice",
-    )
-    p.add_argument(
-        "--engine",
-        default=None,
+        check=between(1, 10**6),
+    ),
+    Setting(
+        "max_aux_streams",
+        0,
+        "TensorRT builder: auxiliary streams for parallel layers; -1 = TensorRT's choice",
+        type=int,
+        check=lambda v: None if v >= -1 else "must be -1 (TensorRT's choice) or at least 0",
+    ),
+    Setting(
+        "engine",
+        None,
+        "profile this serialized TensorRT engine (e.g. from trtexec) instead of compiling",
         metavar="FILE",
-        help="profile this serialized TensorRT engine (e.g. from trtexec) instead of compiling",
-    )
-    p.add_argument(
-        "--backend",
+        check=lambda v: None if v is None or os.path.isfile(v) else "no such file",
+        path=True,
+    ),
+    Setting(
+        "backend",
+        "auto",
+        "auto = tensorrt where torch_tensorrt imports and a GPU exists, else torch",
         choices=BACKENDS,
-        default="auto",
-        help="auto = tensorrt where torch_tensorrt imports and a GPU exists, else torch",
-    )
-    p.add_argument(
-        "--weights",
+    ),
+    Setting(
+        "weights",
+        "imagenet",
+        "imagenet (torchvision's pretrained weights) or random; lenet is random",
         choices=WEIGHTS,
-        default="imagenet",
-        help="imagenet (torchvision's pretrained weights) or random; lenet is random",
-    )
+    ),
+    Setting("result_dir", "raw_data", "result folder; a folder per model inside", path=True),
+]
 
 
-def model_flags(args) -> list[str]:
-    """The flags of ``add_model_arguments`` again, for a ``python -m model`` child."""
-    out = [
-        "--dtype",
-        args.dtype,
-        "--warmup",
-        str(args.warmup),
-        "--runs",
-        str(args.runs),
-        "--optimization-level",
-        str(args.optimization_level),
-        "--min-block-size",
-        str(args.min_block_size),
-        "--max-aux-streams",
-        str(args.max_aux_streams),
-        "--backend",
-        args.backend,
-        "--weights",
-        args.weights,
-    ]
-    if args.profile_runs is not None:
-        out += ["--profile-runs", str(args.profile_runs)]
-    if args.isolation:
-        out += ["--isolation", "--isolation-updates", str(args.isolation_updates)]
-        out += ["--isolation-settle", str(args.isolation_settle)]
-    if args.input_shape:
-        out += ["--input-shape", *map(str, args.input_shape)]
-    if args.engine:
-        out += ["--engine", args.engine]
-    return out
+# rules that join several of the settings above: each returns an error message or None
+MODEL_CHECKS = [
+    lambda a: "--engine needs --backend tensorrt" if a.engine and a.backend == "torch" else None,
+]
 
 
-def build_parser() -> OneLineParser:
-    p = OneLineParser(
+def build_parser():
+    return parser(
+        MODEL_SETTINGS,
         prog="python -m model",
         description=(
             "Profile the per-layer runtime of one CNN: warm-up, an unprofiled timing pass, then a "
             "profiled pass whose layer windows are rebuilt on the power logger's clock."
         ),
     )
-    add_model_arguments(p)
-    p.add_argument("--result-dir", default="raw_data", help="result folder; writes <dir>/<model>/")
-    return p
 
 
-def validate(args, parser: OneLineParser) -> None:
-    """Check every value before anything heavy is loaded."""
-    if args.input_shape is not None and min(args.input_shape) <= 0:
-        parser.error("--input-shape takes 4 positive integers (N C H W)")
-    if args.runs <= 0 or args.warmup < 0:
-        parser.error("--runs must be positive and --warmup not negative")
-    if args.profile_runs is not None and args.profile_runs <= 0:
-        parser.error("--profile-runs must be positive")
-    if not 0 <= args.optimization_level <= 5:
-        parser.error("--optimization-level must be between 0 and 5")
-    if args.min_block_size < 1:
-        parser.error("--min-block-size must be at least 1")
-    if args.max_aux_streams < -1:
-        parser.error("--max-aux-streams must be -1 (TensorRT's choice) or at least 0")
-    if args.engine and not os.path.isfile(args.engine):
-        parser.error(f"--engine {args.engine}: no such file")
-    if args.engine and args.backend == "torch":
-        parser.error("--engine needs --backend tensorrt")
-    if args.isolation_updates < 2 or args.isolation_settle < 0:
-        parser.error("--isolation-updates must be at least 2 and --isolation-settle not negative")
+def parse_args(argv: list[str] | None):
+    p = build_parser()
+    args = resolve(p, MODEL_SETTINGS, argv, checks=MODEL_CHECKS)
+    if not args.model:
+        p.error("--model is required")
+    if args.isolation:
+        from model.isolation import power_log_path
+
+        if not power_log_path(args.result_dir, args.model).exists():
+            p.error(
+                "--isolation needs the power logger's file; run it through "
+                "measure_inference_power.py --isolation (or run_experiment.sh --isolation)"
+            )
+    return args
 
 
 def tensorrt_available() -> bool:
@@ -188,29 +176,46 @@ def make_backend(name: str, dtype: str, cfg):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate(args, parser)
-    if args.isolation:
-        from model.isolation import power_log_path
-
-        if not power_log_path(args.result_dir, args.model).exists():
-            parser.error(
-                "--isolation needs the power logger's file; run it through "
-                "measure_inference_power.py --isolation (or run_experiment.sh --isolation)"
-            )
-    if os.environ.get(PARENT_PID_ENV):  # started by measure_inference_power.py
-        exit_with_parent()
-    from model.zoo import check_model_name, default_input_shape, load_model
-
+    args = None
     try:
-        check_model_name(args.model)
+        args = parse_args(argv)
+        if os.environ.get(PARENT_PID_ENV):  # started by measure_inference_power.py
+            exit_with_parent()
+        return _profile(args)
+    except KeyboardInterrupt:
+        print("python -m model: interrupted; the files written so far are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ModelError as exc:
         print(f"python -m model: {exc}", file=sys.stderr)
         return EXIT_MODEL
-    from model.benchmark import BenchConfig, run_benchmark
-    from power.clock import Clock
+    except LayoutError as exc:  # a full disk, a read-only folder
+        print(f"python -m model: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BackendUnavailable as exc:
+        print(f"python -m model: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
+    except Exception as exc:  # one line; the traceback with --verbose
+        log.debug("traceback", exc_info=True)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        if args and args.input_shape and isinstance(exc, RuntimeError) and "size" in first.lower():
+            shape = " ".join(map(str, args.input_shape))
+            print(
+                f"python -m model: --input-shape {shape} does not fit {args.model}: {first}",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_ARGS
+        print(
+            f"python -m model: failed: {type(exc).__name__}: {first} (--verbose shows where)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
+
+def _profile(args) -> int:
+    from model.benchmark import BenchConfig, run_benchmark
+    from model.zoo import check_model_name, default_input_shape, load_model
+
+    check_model_name(args.model)
     shape = list(args.input_shape or default_input_shape(args.model))
     cfg = BenchConfig(
         args.model,
@@ -230,23 +235,16 @@ def main(argv: list[str] | None = None) -> int:
         args.isolation_updates,
         args.isolation_settle,
     )
-    try:
-        backend = make_backend(args.backend, args.dtype, cfg)
-        cfg.backend = backend.name
-        if args.isolation and not backend.supports_isolation:
-            raise BackendUnavailable(
-                f"--isolation is not implemented for the {backend.name} backend yet; "
-                "use --backend torch"
-            )
-        summary = run_benchmark(
-            cfg, backend, lambda: load_model(args.model, cfg.weights), Clock.from_env()
+    backend = make_backend(args.backend, args.dtype, cfg)
+    cfg.backend = backend.name
+    if args.isolation and not backend.supports_isolation:
+        raise BackendUnavailable(
+            f"--isolation is not implemented for the {backend.name} backend yet; "
+            "use --backend torch"
         )
-    except ModelError as exc:
-        print(f"python -m model: {exc}", file=sys.stderr)
-        return EXIT_MODEL
-    except BackendUnavailable as exc:
-        print(f"python -m model: {exc}", file=sys.stderr)
-        return EXIT_BACKEND
+    summary = run_benchmark(
+        cfg, backend, lambda: load_model(args.model, cfg.weights), Clock.from_env()
+    )
     prof = summary["profiling"]
     print(
         f"{args.model} [{backend.name}, {summary['backend'].get('device', 'cuda')}]: "

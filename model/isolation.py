@@ -22,6 +22,7 @@ own launch (as eager in-model runs do).
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 import time
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.layout import LayoutError, ResultPaths, read_idle_uw
 from common.linefile import LineWriter
 
 COLUMNS = [
@@ -61,7 +63,7 @@ T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.
 
 def isolation_csv(model_dir: Path, model: str) -> Path:
     """Where the isolation table of ``model`` goes."""
-    return Path(model_dir) / f"{model}_layer_isolation.csv"
+    return ResultPaths(Path(model_dir).parent, model).layer_isolation
 
 
 class IsolationError(RuntimeError):
@@ -287,18 +289,23 @@ def _cell(value) -> str:
 
 
 def power_log_path(result_dir, model: str) -> Path:
-    """The rails CSV the power logger writes for ``model`` (its name is the logger's to spell)."""
-    from power.logger import file_names
+    """The rails CSV the power logger writes for ``model``."""
+    return ResultPaths(result_dir, model).power["rails_csv"]
 
-    return Path(result_dir) / model / file_names(model)["rails_csv"]
+
+def _idle_uw(result_dir) -> float | None:
+    """The idle power to subtract; an unusable ``idling_power.json`` is said, not used."""
+    try:
+        return read_idle_uw(result_dir)
+    except LayoutError as exc:
+        logging.getLogger("model").warning("isolation: no idle correction: %s", exc)
+        return None
 
 
 def run_isolation(cfg, backend, mark) -> dict:
     """The isolation pass of ``model.benchmark``: every layer of ``backend`` alone; returns the
     figures for the summary JSON."""
     import torch
-
-    from analysis.load import load_idle
 
     model_dir = Path(cfg.result_dir) / cfg.model
     tail = PowerTail(power_log_path(cfg.result_dir, cfg.model))
@@ -314,7 +321,7 @@ def run_isolation(cfg, backend, mark) -> dict:
             backend.time_block,
             cfg.isolation_updates,
             cfg.isolation_settle_s,
-            load_idle(Path(cfg.result_dir)),
+            _idle_uw(cfg.result_dir),
             mark,
         )
     mark("isolation_end", time.monotonic_ns())

@@ -20,37 +20,21 @@ import math
 import statistics
 from pathlib import Path
 
+from common.layout import ResultPaths, replacing, write_text
 from common.linefile import LineWriter
 
-SHORT = {"tensorrt": "trt", "torch": "torch"}
+__all__ = [  # ResultPaths is re-exported for the backends that import it from here
+    "MARKERS_HEADER",
+    "RECORDS_HEADER",
+    "MarkerWriter",
+    "RecordWriter",
+    "ResultPaths",
+    "write_layer_latency",
+    "write_summary",
+]
+
 RECORDS_HEADER = "run,layer,latency_ms,start_mono_ns,end_mono_ns\n"
 MARKERS_HEADER = "event,run,mono_ns,timestamp\n"
-
-
-class ResultPaths:
-    """Every file name of one model's result folder."""
-
-    def __init__(self, result_dir: Path, model: str, backend: str) -> None:
-        short = SHORT[backend]
-        self.model_dir = Path(result_dir) / model
-        self.summary_json = self.model_dir / f"{model}_{backend}.json"
-        self.profiling_dir = self.model_dir / f"{short}_profiling"
-        self.engine_info = self.profiling_dir / f"{short}_engine_info.json"
-        self.layer_latency = self.profiling_dir / f"{short}_layer_latency.json"
-        self.layer_records = self.profiling_dir / f"{short}_layer_records.csv"
-        self.layer_names = self.profiling_dir / f"{short}_layer_names.json"
-        self.trex_profile = self.profiling_dir / f"{short}_profile.json"
-        self.markers = self.model_dir / f"{model}_markers.csv"
-        self.layer_power_estimates = self.model_dir / f"{model}_layer_power_estimates.csv"
-
-    @classmethod
-    def find(cls, model_dir: Path) -> ResultPaths | None:
-        """The paths of whichever backend wrote ``model_dir``, or None."""
-        for backend in SHORT:
-            paths = cls(model_dir.parent, model_dir.name, backend)
-            if paths.summary_json.exists() or paths.layer_records.exists():
-                return paths
-        return None
 
 
 class MarkerWriter:
@@ -93,7 +77,7 @@ class RecordWriter:
         """Flush and write the layer-name table; return the names in first-seen order."""
         self.out.close()
         names = list(self.index)
-        self.paths.layer_names.write_text(json.dumps(names, indent=1) + "\n")
+        write_text(self.paths.layer_names, json.dumps(names, indent=1) + "\n")
         return names
 
 
@@ -130,7 +114,7 @@ def write_layer_latency(paths: ResultPaths, names: list[str], clock) -> dict:
     medians: dict[str, float] = {}
     profile: list[dict] = [{"count": runs}]
     total_ms = float(ms.sum()) or math.nan
-    with open(paths.layer_latency, "w") as out:
+    with replacing(paths.layer_latency) as tmp, open(tmp, "w") as out:
         out.write("{")
         for i, name in enumerate(names):
             lo, hi = bounds[i], bounds[i + 1]
@@ -151,7 +135,7 @@ def write_layer_latency(paths: ResultPaths, names: list[str], clock) -> dict:
                 }
             )
         out.write("\n}\n")
-    paths.trex_profile.write_text(json.dumps(profile, indent=1) + "\n")
+    write_text(paths.trex_profile, json.dumps(profile, indent=1) + "\n")
     return medians
 
 
@@ -174,5 +158,5 @@ def write_summary(
         "avg_throughput": config["input_shape"][0] / mean,
         **extra,
     }
-    paths.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(paths.summary_json, json.dumps(summary, indent=2) + "\n")
     return summary

@@ -1,50 +1,79 @@
-"""The command-line flags that choose and read the power sensor, shared by the entry points."""
+"""The power settings of the run contract: which sensor and rail, how fast, and idle."""
 
 from __future__ import annotations
 
 import argparse
 
+from common.settings import Setting, not_negative, positive
 from power.discovery import SOURCES, detect_source, sysfs_root
 
-MAX_HZ = 10_000
+MIN_HZ, MAX_HZ = 1, 10_000
 
 
 def sampling_rate(text: str) -> float:
-    """An ``--hz`` value: a number of samples per second in (0, MAX_HZ]."""
+    """An ``--hz`` value: samples per second in [MIN_HZ, MAX_HZ] (below 1 Hz the logger could
+    not stop or write on time)."""
     try:
         hz = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < hz <= MAX_HZ:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_HZ}")
+    if not MIN_HZ <= hz <= MAX_HZ:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_HZ} and {MAX_HZ}")
     return hz
 
 
-def add_sensor_arguments(parser: argparse.ArgumentParser, source_flag: str = "--power-source"):
-    """Add the sensor flags (read back as ``power_source``, ``rail``, ``hz``, ``sysfs_root``)."""
-    parser.add_argument(
-        source_flag,
-        dest="power_source",
+SENSOR_SETTINGS = [
+    Setting(
+        "power_source",
+        "auto",
+        "power source: auto = INA3221 where found, else NVML, else the simulated sensor",
         choices=SOURCES,
-        default="auto",
-        help="power source: auto = INA3221 where found, else NVML, else the simulated sensor",
-    )
-    parser.add_argument(
-        "--rail",
-        default=None,
-        help="board-input rail to log instead of the layout's rule (NAME or A+B+C)",
-    )
-    parser.add_argument(
-        "--hz",
-        type=sampling_rate,
-        default=None,
-        help="sampling rate; default: twice per sensor refresh interval",
-    )
-    parser.add_argument(
-        "--sysfs-root",
-        default=None,
-        help="directory that stands for / when looking for sensors (default: $EVB_SYSFS_ROOT or /)",
-    )
+        aliases=("--source",),
+    ),
+    Setting("rail", None, "board-input rail instead of the layout's rule (NAME or A+B+C)"),
+    Setting(
+        "hz", None, "sampling rate; default: twice per sensor refresh interval", type=sampling_rate
+    ),
+    Setting("sysfs_root", None, "directory that stands for / when looking for sensors", path=True),
+    Setting("nvml_index", 0, "GPU index for --power-source nvml", type=int, check=not_negative),
+    Setting(
+        "sim_profile",
+        "cpu",
+        "power profile of the simulated sensor (when one is started)",
+        choices=("cpu", "sine", "constant"),
+    ),
+]
+
+IDLE_SETTINGS = [
+    Setting(
+        "idle_duration", 120.0, "seconds of idle (the most, if adaptive)", float, check=positive
+    ),
+    Setting(
+        "idle_precision",
+        None,
+        "adaptive idle: stop once the 95% interval of the mean is within PCT %",
+        float,
+        check=positive,
+        aliases=("--until-precision",),
+        metavar="PCT",
+    ),
+    Setting(
+        "idle_min",
+        10.0,
+        "adaptive idle: never stop before this many seconds",
+        float,
+        check=not_negative,
+        aliases=("--min-duration",),
+    ),
+    Setting(
+        "drift_warn",
+        2.0,
+        "warn when the two halves of the idle window differ by more than PCT %",
+        float,
+        check=positive,
+        metavar="PCT",
+    ),
+]
 
 
 def resolved_source(args: argparse.Namespace) -> str:

@@ -86,7 +86,7 @@ def rails_of_chip(
         if why:
             skipped.append(f"{chip} {label}: {why}")
             return []
-        return [Rail(label, chip, driver, 1, *files, power_scale_uw=1.0, config=chip_config)]
+        return [Rail(label, chip, driver, 1, *files, config=chip_config)]
     for ch in (1, 2, 3):
         label = read_text(hwmon / f"in{ch}_label")
         vfile, cfile = str(hwmon / f"in{ch}_input"), str(hwmon / f"curr{ch}_input")

@@ -15,10 +15,13 @@ from power.sensor import Opener, Rail
 
 def find_devices(root: Path) -> list[tuple[Path, str]]:
     """(IIO device dir, bus-address) of every ``ina3221x`` chip under ``root``."""
-    found = []
+    found, seen = [], set()
     for dev in sorted((root / "sys/bus/i2c/drivers/ina3221x").glob("*-*")):
         for iio in sorted([*dev.glob("iio:device*"), *dev.glob("iio_device")]):
-            found.append((iio, dev.name))
+            real = iio.resolve()  # an ``iio_device`` link to ``iio:deviceK`` is the same chip
+            if real not in seen:
+                seen.add(real)
+                found.append((iio, dev.name))
     return found
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common.clock import Clock
+from common.layout import LayoutError, power_files, write_json
 from common.linefile import LineWriter
-from power.clock import Clock
 from power.sensor import Sensor
 
 WRITE_S = 0.1  # decode, format and write the pending samples this often
@@ -37,15 +37,6 @@ HIST_BINS = 10_000
 
 Batch = list[tuple[int, int, int, object]]  # (due, t0, t1, raw sample): t0/t1 around the read
 SampleHook = Callable[[np.ndarray, np.ndarray], None]  # (stamps, board µW) of a batch
-
-
-def file_names(prefix: str) -> dict[str, str]:
-    """The names of the files the logger writes for ``prefix``."""
-    return {
-        "raw_log": f"{prefix}_power_log.log",
-        "rails_csv": f"{prefix}_power_rails.csv",
-        "summary": f"{prefix}_power_summary.json",
-    }
 
 
 def tighten_timer_slack(ns: int = 1000) -> None:
@@ -200,8 +191,58 @@ class _Output:
         self.read_ns_sum += int(read_ns.sum())
         self.read_ns_max = max(self.read_ns_max, int(read_ns.max()))
 
-    def close(self) -> None:
-        self.rails.close()
+    def summary(self, prefix: str, clock: Clock, run: dict, skipped: int, cpu_s: float) -> dict:
+        """The ``<prefix>_power_summary.json`` content, from the running figures."""
+        samples, first, last = self.samples, self.first_stamp, self.last_stamp
+        span = (last - first) / 1e9 if samples > 1 else 0.0
+        wall_s = (run["end_mono_ns"] - run["start_mono_ns"]) / 1e9
+        return {
+            "prefix": prefix,
+            "simulated": self.sensor.simulated,
+            "sensor": self.sensor.describe(),
+            "clock_origin": {"mono_ns": clock.mono_ns, "wall_ns": clock.wall_ns},
+            **run,
+            "first_sample_mono_ns": first,
+            "last_sample_mono_ns": last,
+            "samples": samples,
+            "achieved_hz": (samples - 1) / span if span > 0 else None,
+            "gaps_over_two_periods": self.gaps,
+            "longest_gap_ms": self.longest_gap / 1e6,
+            "skipped_slots": skipped,
+            "cpu_s": cpu_s,
+            "cpu_per_wall_s": cpu_s / wall_s if wall_s > 0 else None,
+            "errors": dict(self.errors),
+            "distinct_updates": self.distinct,
+            "lateness_us": {
+                "p50": self.lateness.percentile_us(50),
+                "p99": self.lateness.percentile_us(99),
+                "max": self.lateness.max_ns / 1000.0,
+            },
+            "read_us": {
+                "mean": self.read_ns_sum / samples / 1000.0 if samples else None,
+                "p50": self.read_time.percentile_us(50),
+                "p99": self.read_time.percentile_us(99),
+                "max": self.read_ns_max / 1000.0,
+            },
+            "board_power_uW": {
+                "min": self.power_min if samples else None,
+                "mean": self.power_sum / samples if samples else None,
+                "max": self.power_max if samples else None,
+            },
+            "files": {k: v for k, v in self.names.items() if k != "raw_log" or self.raw},
+        }
+
+    def finish(self, pending: Batch) -> LayoutError | None:
+        """Write what is pending and close the files; the first write error, if any."""
+        failure = None
+        for step in (lambda: self.write(pending), self.rails.close, self._close_raw):
+            try:
+                step()
+            except LayoutError as exc:
+                failure = failure or exc
+        return failure
+
+    def _close_raw(self) -> None:
         if self.raw is not None:
             self.raw.close()
 
@@ -228,7 +269,7 @@ def log_power(
     clock = clock or Clock.from_env()
     hz = hz or sensor.default_hz()
     period = round(1e9 / hz)
-    names = file_names(prefix)
+    names = power_files(prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
     tighten_timer_slack()
     out = _Output(sensor, out_dir, names, clock, period, on_samples)
@@ -242,6 +283,7 @@ def log_power(
     deadline = start + int(duration_s * 1e9) if duration_s is not None else 1 << 62
     write_ns = int(WRITE_S * 1e9)
     due = next_write = start
+    failure: LayoutError | None = None
     try:
         while not should_stop():
             t0 = monotonic_ns()
@@ -255,7 +297,11 @@ def log_power(
             except ValueError:
                 errors["EPARSE"] += 1
             if t0 >= next_write or on_ready is not None:
-                out.write(pending)
+                try:
+                    out.write(pending)
+                except LayoutError as exc:  # a full disk: stop, every file ends on a whole line
+                    failure, pending = exc, []
+                    break
                 pending = []
                 next_write = t0 + write_ns
                 if on_ready is not None and out.samples >= 2:
@@ -267,50 +313,18 @@ def log_power(
                 missed = (now - due) // period + 1
                 skipped_slots += missed
                 due += missed * period
-            sleep((due - now) / 1e9)
+            sleep(max(0, min(due, deadline) - now) / 1e9)  # never past the deadline
     finally:
-        out.write(pending)
-        out.close()
+        failure = out.finish(pending) or failure
     end = time.monotonic_ns()
-    cpu_s = time.process_time() - cpu_start
-    samples, first_stamp, last_stamp = out.samples, out.first_stamp, out.last_stamp
-    span = (last_stamp - first_stamp) / 1e9 if samples > 1 else 0.0
-    summary = {
-        "prefix": prefix,
-        "simulated": sensor.simulated,
-        "sensor": sensor.describe(),
-        "clock_origin": {"mono_ns": clock.mono_ns, "wall_ns": clock.wall_ns},
-        "start_mono_ns": start,
-        "end_mono_ns": end,
-        "first_sample_mono_ns": first_stamp,
-        "last_sample_mono_ns": last_stamp,
-        "target_hz": hz,
-        "samples": samples,
-        "achieved_hz": (samples - 1) / span if span > 0 else None,
-        "gaps_over_two_periods": out.gaps,
-        "longest_gap_ms": out.longest_gap / 1e6,
-        "skipped_slots": skipped_slots,
-        "cpu_s": cpu_s,
-        "cpu_per_wall_s": cpu_s / ((end - start) / 1e9) if end > start else None,
-        "errors": dict(errors),
-        "distinct_updates": out.distinct,
-        "lateness_us": {
-            "p50": out.lateness.percentile_us(50),
-            "p99": out.lateness.percentile_us(99),
-            "max": out.lateness.max_ns / 1000.0,
-        },
-        "read_us": {
-            "mean": out.read_ns_sum / samples / 1000.0 if samples else None,
-            "p50": out.read_time.percentile_us(50),
-            "p99": out.read_time.percentile_us(99),
-            "max": out.read_ns_max / 1000.0,
-        },
-        "board_power_uW": {
-            "min": out.power_min if samples else None,
-            "mean": out.power_sum / samples if samples else None,
-            "max": out.power_max if samples else None,
-        },
-        "files": {k: v for k, v in names.items() if k != "raw_log" or out.raw is not None},
-    }
-    (out_dir / names["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
+    run = {"start_mono_ns": start, "end_mono_ns": end, "target_hz": hz}
+    summary = out.summary(prefix, clock, run, skipped_slots, time.process_time() - cpu_start)
+    if failure is not None:
+        summary["write_error"] = str(failure)
+    try:
+        write_json(out_dir / names["summary"], summary)
+    except LayoutError as exc:
+        failure = failure or exc
+    if failure is not None:
+        raise failure
     return summary

@@ -63,8 +63,7 @@ class Rail:
     channel: int
     voltage_file: str | None = None  # mV
     current_file: str | None = None  # mA
-    power_file: str | None = None  # read as-is and multiplied by power_scale_uw
-    power_scale_uw: float = 1.0
+    power_file: str | None = None  # µW (ina238 ``power1_input``), read as-is
     config: dict = field(default_factory=dict)
 
     def describe(self) -> dict:

@@ -38,8 +38,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from common.process import PARENT_PID_ENV, exit_with_parent, start_child, stop_child
 from power.discovery import SIMULATED_MARKER, sysfs_root
-from power.process import PARENT_PID_ENV, exit_with_parent
 from power.sensor_model import Ina3221
 
 DEVICE = "devices/platform/bus@0/c240000.i2c/i2c-1/1-0040"  # under sys/
@@ -246,13 +246,9 @@ def running_simulator(
     root: Path, profile: str = "cpu", interval_ms: float = 6.6, timeout_s: float = 10.0
 ) -> Iterator[subprocess.Popen]:
     """Run the simulator as its own process while the block runs; stop it afterwards."""
-    project = Path(__file__).resolve().parents[1]
-    path = [str(project), os.environ.get("PYTHONPATH", "")]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in path if p))
-    env[PARENT_PID_ENV] = str(os.getpid())  # the simulator dies with whoever started it
-    proc = subprocess.Popen(
+    proc = start_child(  # its own session; dies with whoever started it
         [
-            sys.executable,
+            "python",
             "-m",
             "power.simulated",
             str(root),
@@ -260,9 +256,7 @@ def running_simulator(
             profile,
             "--interval-ms",
             str(interval_ms),
-        ],
-        env=env,
-        stdin=subprocess.DEVNULL,
+        ]
     )
     try:
         deadline = time.monotonic() + timeout_s
@@ -272,13 +266,7 @@ def running_simulator(
             time.sleep(0.02)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_child(proc, 5.0)
 
 
 @contextmanager

@@ -155,7 +155,7 @@ def test_downstream_timestamps_parse_to_nanoseconds_on_every_pandas():
     """pandas 3 parses ``%f`` at microsecond resolution; the unit must not follow the version."""
     import calendar
 
-    from power.clock import wall_strings_to_ns
+    from common.clock import wall_strings_to_ns
 
     got = wall_strings_to_ns(["20240102-03:04:05.123456", "20240102-03:04:05.123457"])
     second = calendar.timegm((2024, 1, 2, 3, 4, 5, 0, 0, 0))

@@ -69,3 +69,18 @@ def test_no_samples_is_a_clear_error(tmp_path):
 
     with pytest.raises(RuntimeError, match=r"measure_power\.py --list"):
         measure_idle(Broken(lambda n: 0), tmp_path, duration_s=0.2, hz=100)
+
+
+def test_the_interval_uses_student_t_and_covers_the_mean_as_often_as_it_claims():
+    from power.idle import MIN_BATCHES, t_quantile
+
+    for df, exact in ((9, 2.262157), (19, 2.093024), (29, 2.045230), (99, 1.984217)):
+        assert t_quantile(0.975, df) == pytest.approx(exact, abs=1e-3)
+    rng = random.Random(3)
+    trials, covered = 4000, 0
+    for _ in range(trials):  # the fewest batches an interval is given for
+        bm = BatchMeans(batch_s=1e-9)
+        bm.means = [rng.gauss(0.0, 1.0) for _ in range(MIN_BATCHES)]
+        mean, half = bm.ci95()
+        covered += abs(mean) <= half
+    assert 0.94 <= covered / trials <= 0.96  # z = 1.96 would cover about 92 %

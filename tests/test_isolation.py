@@ -22,8 +22,9 @@ def host_timer(body) -> float:
 @pytest.fixture
 def logged(sim_tree, tmp_path):
     """The simulated sensor logged into tmp_path/m/m_power_rails.csv by a real logger thread."""
+    from common.layout import power_files
     from power.discovery import sysfs_sensor
-    from power.logger import file_names, log_power
+    from power.logger import log_power
 
     out = tmp_path / "m"
     sensor = sysfs_sensor(sim_tree)
@@ -37,7 +38,7 @@ def logged(sim_tree, tmp_path):
     thread.start()
     assert ready.wait(20)
     try:
-        yield out / file_names("m")["rails_csv"]
+        yield out / power_files("m")["rails_csv"]
     finally:
         stop.set()
         thread.join(10)

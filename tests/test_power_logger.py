@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from power.clock import Clock, parse_wall_string
+from common.clock import Clock, parse_wall_string
 from power.discovery import sysfs_sensor
 from power.logger import log_power
 from tests import sysfs_trees as trees

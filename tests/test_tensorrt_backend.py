@@ -157,9 +157,9 @@ def test_a_lost_report_drops_the_run_and_is_counted(v24, monkeypatch, capfd):
 def test_the_timing_pass_runs_with_no_profiler_attached(v24, monkeypatch, tmp_path):
     import tensorrt
 
+    from common.clock import Clock
     from model.benchmark import BenchConfig, run_benchmark
     from model.zoo import lenet
-    from power.clock import Clock
 
     monkeypatch.setenv("EVB_TRT_DOUBLE_PARTITIONS", "2")
     from model.tensorrt_backend import TensorRTBackend

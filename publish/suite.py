@@ -1,0 +1,42 @@
+"""This suite's own version: the package version and the git commit it runs from (git is
+run by ``publish/`` only)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def suite_version() -> dict:
+    """This suite's version and git commit (from git, else ``EVB_GIT_COMMIT`` set at build)."""
+    commit = os.environ.get("EVB_GIT_COMMIT")
+    dirty = None
+    if (PROJECT / ".git").exists():
+        try:
+            commit = subprocess.run(
+                ["git", "-C", str(PROJECT), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout.strip()
+            dirty = bool(
+                subprocess.run(
+                    ["git", "-C", str(PROJECT), "status", "--porcelain"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                    check=True,
+                ).stdout.strip()
+            )
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:
+        version = importlib.metadata.version("edge-vision-benchmark")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    return {"version": version, "git_commit": commit, "git_dirty": dirty}
