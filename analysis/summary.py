@@ -63,16 +63,20 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
         places = decimals(str(column))
         if places is None or not pd.api.types.is_numeric_dtype(out[column]):
             continue
-        values = out[column].astype(float)
-        scale = 10.0**places
-        if str(column).startswith("ci95_low"):
-            values = np.floor(values * scale + 1e-9) / scale
-        elif str(column).startswith("ci95"):
-            values = np.ceil(values * scale - 1e-9) / scale
-        else:
-            values = values.round(places)
+        how = np.floor if str(column).startswith("ci95_low") else np.ceil
+        how = how if str(column).startswith("ci95") else np.round
+        values = _to_places(out[column].astype(float), places, how)
         out[column] = values.astype("Int64") if places <= 0 else values
     return out
+
+
+def _to_places(values: pd.Series, places: int, how) -> pd.Series:
+    """``how`` (floor, ceil, round) at ``places`` decimals; negative places round to tens,
+    hundreds, ... and stay whole numbers (a step of 1000 is multiplied, never divided by 1e-3)."""
+    if places >= 0:
+        return (how(values * 10**places) / 10**places).round(places)
+    step = 10 ** -places
+    return how(values / step) * step
 
 
 def _dtype_reason(data: dict) -> str:

@@ -171,3 +171,23 @@ def test_progress_in_a_log_that_is_not_a_terminal_is_whole_lines():
     assert "\r" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert 1 <= len(lines) <= 3 and lines[-1].startswith("timing: 100%"), lines
+
+
+def test_rounding_keeps_intervals_whole_and_never_narrower():
+    """µW to the mW as integers, even where a bound's float is not a whole number of mW
+    (squeezenet1_1's estimates once failed the integer cast); low bounds down, high bounds up."""
+    from analysis.summary import readable
+
+    table = pd.DataFrame(
+        {
+            "power_uW": [9748175.217, 1500.0],
+            "ci95_low_uW": [9474352.339847615, 999.9],
+            "ci95_high_uW": [10021998.094304243, 2000.1],
+            "mean_power_W": [0.1 + 0.2, 1.23456],
+        }
+    )
+    out = readable(table)
+    assert out["ci95_low_uW"].tolist() == [9474000, 0]
+    assert out["ci95_high_uW"].tolist() == [10022000, 3000]
+    assert out["power_uW"].tolist() == [9748000, 2000]
+    assert out["mean_power_W"].tolist() == [0.3, 1.235]
