@@ -1,26 +1,35 @@
-"""A small journal in the result folder: how far an upload got, so a re-run resumes."""
+"""A small journal in the result folder: how far an upload got, so a re-run resumes.
+
+The journal only saves work: a missing, garbled or wrong-type journal (an earlier run cut off,
+a hand edit) is reported once and the upload starts from the beginning, which is safe because
+every step is keyed by the content's md5."""
 
 from __future__ import annotations
 
-import json
-import os
+import logging
 import time
 from pathlib import Path
 
-JOURNAL = "upload_journal.json"
-STEPS = ("added", "pushed", "verified", "committed", "published")
+from common.layout import UPLOAD_JOURNAL, LayoutError, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 
 class Journal:
-    """``{target: {step: {...}, "md5": ...}}`` where target = remote URL + path."""
+    """``{target: {"md5": ..., "steps": {step: {...}}}}`` where target = remote URL + path."""
 
     def __init__(self, result_dir: Path, target: str) -> None:
-        self.path = result_dir / JOURNAL
+        self.path = result_dir / UPLOAD_JOURNAL
         self.target = target
-        try:
-            self.data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.data = {}
+        self.data = {}
+        if self.path.exists():
+            try:
+                self.data = read_json(self.path)
+            except LayoutError as exc:
+                log.warning("%s; the upload starts afresh", exc)
+        if not isinstance(self.data.get(target, {}), dict):
+            log.warning("%s: entry for %s is not an object; it starts afresh", self.path, target)
+            self.data[target] = {}
 
     @property
     def entry(self) -> dict:
@@ -28,12 +37,11 @@ class Journal:
 
     def done(self, step: str, md5: str) -> bool:
         """True when ``step`` was reached for exactly this content."""
-        return self.entry.get("md5") == md5 and step in self.entry.get("steps", {})
+        steps = self.entry.get("steps")
+        return self.entry.get("md5") == md5 and isinstance(steps, dict) and step in steps
 
     def record(self, step: str, md5: str, **info) -> None:
-        if self.entry.get("md5") != md5:
+        if self.entry.get("md5") != md5 or not isinstance(self.entry.get("steps"), dict):
             self.data[self.target] = {"md5": md5, "steps": {}}
         self.entry["steps"][step] = {"at": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2) + "\n")
-        os.replace(tmp, self.path)
+        write_json(self.path, self.data)

@@ -407,3 +407,19 @@ def test_with_a_dagshub_login_cache_a_missing_repository_or_a_read_only_token_fa
         assert TOKEN not in result.stderr and reader_token not in result.stderr
     assert remote.uploads() == 0 and commits(git_repo) == 0
     assert not any(p.startswith("/owner/") for _, p, _ in remote.log)  # no DVC request at all
+
+
+@pytest.mark.parametrize(
+    "content", ["[1, 2]", '{"t": [1]}', '{"t": {"md5": "m", "steps": 3}}', "{"]
+)
+def test_a_corrupt_or_wrong_type_journal_starts_the_upload_afresh(tmp_path, caplog, content):
+    from common.layout import UPLOAD_JOURNAL, read_json
+    from publish.journal import Journal
+
+    (tmp_path / UPLOAD_JOURNAL).write_text(content)
+    journal = Journal(tmp_path, "t")
+    assert not journal.done("pushed", "m")
+    journal.record("added", "m")
+    assert journal.done("added", "m")
+    assert list(read_json(tmp_path / UPLOAD_JOURNAL)["t"]["steps"]) == ["added"]
+    assert content == '{"t": {"md5": "m", "steps": 3}}' or "afresh" in caplog.text
