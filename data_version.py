@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from common.cli import OneLineParser
+from common.process import EXIT_INTERRUPTED
 
 
 def parse_args(argv):
@@ -158,6 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     except PublishError as exc:
         print(f"data_version: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # dvc and git got the terminal's SIGINT too and stopped
+        print(
+            "data_version: interrupted; only finished steps are in the upload journal, so the "
+            "same command resumes",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     return 0
 
 

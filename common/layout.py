@@ -129,6 +129,12 @@ def replacing(path: Path) -> Iterator[Path]:
         raise
 
 
+def is_bookkeeping(name: str) -> bool:
+    """A file of a result folder that is not data (never uploaded): the upload journal, the
+    sweep's lock and a whole-file writer's temporary (``replacing``)."""
+    return name in (UPLOAD_JOURNAL, SWEEP_LOCK) or (name.startswith(".") and name.endswith(".tmp"))
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Remove the temporary files of writers killed before their rename (call it only when no
     writer of ``folder`` is alive); the files they would have replaced are intact."""

@@ -21,12 +21,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.layout import is_bookkeeping
 from publish import dagshub_api
 from publish.credentials import REMOTE, Credentials, check_remote, dvc_env, git_env
-from publish.journal import JOURNAL, Journal
+from publish.journal import Journal
 from publish.tools import PublishError, Runner
-
-SKIPPED = {JOURNAL, ".sweep.lock", f"{Path(JOURNAL).stem}.tmp"}
 
 
 @dataclass
@@ -81,7 +80,7 @@ class Settings:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in SKIPPED)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not is_bookkeeping(p.name))
 
 
 def describe(local: Path, target: Target) -> str:
@@ -279,7 +278,7 @@ def upload(local: Path, target: Target, message: str, settings: Settings) -> dic
             shutil.rmtree(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(
-            local, destination, ignore=lambda _d, names: [n for n in names if n in SKIPPED]
+            local, destination, ignore=lambda _d, names: [n for n in names if is_bookkeeping(n)]
         )
         print(f"tracking {len(_files(local))} files with DVC")
         ws.dvc("add", "--quiet", target.remote_dir_path, timeout=1800)

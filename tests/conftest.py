@@ -15,19 +15,18 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def run_entry(args: list[str], timeout: float = 120, env: dict | None = None, **kw):
-    """Run a project entry point (a script path or ``-m module``) with this interpreter."""
+def run_entry(
+    args: list[str], timeout: float = 120, env: dict | None = None, wait: bool = True, **kw
+):
+    """Run a project entry point (a script path or ``-m module``) with this interpreter; with
+    ``wait=False``, start it in its own process group (as a terminal's foreground job) and
+    return the ``Popen``."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-        stdin=subprocess.DEVNULL,
-        **kw,
-    )
+    common = dict(cwd=ROOT, text=True, env=full_env, stdin=subprocess.DEVNULL, **kw)
+    if not wait:
+        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen([sys.executable, *args], start_new_session=True, **pipes, **common)
+    return subprocess.run([sys.executable, *args], capture_output=True, timeout=timeout, **common)
 
 
 def wait_for(predicate, timeout: float, what: str):

@@ -21,6 +21,7 @@ class DvcRemote:
         self.root, self.user, self.password, self.prefix = root, user, password, prefix
         self.fail_uploads = 0
         self.blackhole = False
+        self.held = 0  # requests the blackhole has left unanswered
         self.api = None  # a handler of /api/ paths (tests/dagshub_api.py), or None
         self.log: list[tuple[str, str, int]] = []
         self._stop = threading.Event()
@@ -74,6 +75,7 @@ class DvcRemote:
 
             def _hold(self) -> bool:
                 if remote.blackhole:
+                    remote.held += 1
                     remote._stop.wait(120)
                     return True
                 return False

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import run_entry
+from tests.conftest import run_entry, wait_for
 from tests.dvc_server import DvcRemote
 
 TOKEN = "s3cr3t-token-value-1234"
@@ -46,7 +46,7 @@ def result_folder(path, seed: int = 0):
 
 
 def data_version(
-    tmp_path, remote, git_repo, *args, token=TOKEN, workspace="ws", timeout=180, login=None
+    tmp_path, remote, git_repo, *args, token=TOKEN, workspace="ws", timeout=180, login=None, **kw
 ):
     """data_version.py against the loopback remote and the bare repository. ``login``: a HOME
     where ``dagshub login`` cached a token, used instead of DAGSHUB_USER_TOKEN; the target is
@@ -80,6 +80,7 @@ def data_version(
         ],
         env=env,
         timeout=timeout,
+        **kw,
     )
 
 
@@ -423,3 +424,27 @@ def test_a_corrupt_or_wrong_type_journal_starts_the_upload_afresh(tmp_path, capl
     assert journal.done("added", "m")
     assert list(read_json(tmp_path / UPLOAD_JOURNAL)["t"]["steps"]) == ["added"]
     assert content == '{"t": {"md5": "m", "steps": 3}}' or "afresh" in caplog.text
+
+
+def test_ctrl_c_during_an_upload_is_one_line_and_130_and_the_same_command_resumes(
+    tmp_path, remote, git_repo
+):
+    """SIGINT to the whole foreground group, as a terminal's Ctrl-C sends it, while dvc waits on
+    a remote that does not answer."""
+    import signal
+
+    local = result_folder(tmp_path / "raw")
+    args = ["--upload", "--local-dir-path", str(local), "--remote-dir-path", "raw_data/d/r"]
+    remote.blackhole = True
+    proc = data_version(tmp_path, remote, git_repo, *args, wait=False)
+    wait_for(lambda: remote.held or proc.poll() is not None, 60, "dvc to reach the remote")
+    assert proc.poll() is None, proc.communicate()  # still waiting on the remote
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "interrupted" in err and commits(git_repo) == 0
+    remote.blackhole = False
+    again = data_version(tmp_path, remote, git_repo, *args)
+    assert again.returncode == 0, again.stderr
+    assert commits(git_repo) == 1
