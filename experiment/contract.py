@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from common.settings import Setting, not_negative, positive, spec_of
-from model.cli import MODEL_CHECKS, MODEL_SETTINGS
+from model.cli import MODEL_CHECKS, MODEL_SETTINGS, shape_fits
 from power.cli import IDLE_SETTINGS, SENSOR_SETTINGS
 
 
@@ -110,7 +110,10 @@ SWEEP_SETTINGS = [
 MEASURE_RUN = [*MODEL_SETTINGS, *SENSOR_SETTINGS, *MEASURE_SETTINGS]
 RUN_SETTINGS = [*MEASURE_RUN, *IDLE_SETTINGS, *SWEEP_SETTINGS]
 SWEEP_FLAGS = [s for s in RUN_SETTINGS if s.name != "model"]  # the sweep names --models
-RUN_CHECKS = [*MODEL_CHECKS]
+RUN_CHECKS = [  # an input shape too small for a model is a flag error, found before idle
+    *MODEL_CHECKS,
+    lambda a: shape_fits([m.strip() for m in a.models.split(",") if m.strip()], a.input_shape),
+]
 QUICK = {  # --quick: what is not set by a flag or a variable
     "models": "lenet,resnet18",
     "runs": 300,

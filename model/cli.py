@@ -119,6 +119,19 @@ MODEL_SETTINGS = [  # the profiler's settings (the seed's names), part of the ru
 
 
 # rules that join several of the settings above: each returns an error message or None
+def shape_fits(models: list[str], shape) -> str | None:
+    """The first model of ``models`` that an input of ``shape`` does not fit, as an error."""
+    from model.zoo import ModelError, check_input_shape, check_model_name
+
+    for name in models if shape else []:
+        try:
+            check_model_name(name)
+            check_input_shape(name, shape)
+        except ModelError as exc:
+            return str(exc)
+    return None
+
+
 MODEL_CHECKS = [
     lambda a: "--engine needs --backend tensorrt" if a.engine and a.backend == "torch" else None,
 ]
@@ -140,6 +153,8 @@ def parse_args(argv: list[str] | None):
     args = resolve(p, MODEL_SETTINGS, argv, checks=MODEL_CHECKS)
     if not args.model:
         p.error("--model is required")
+    if problem := shape_fits([args.model], args.input_shape):
+        p.error(problem)
     if args.isolation:
         from model.isolation import power_log_path
 

@@ -30,6 +30,25 @@ def check_model_name(name: str) -> None:
         raise ModelError(f"unknown model {name!r}{hint}")
 
 
+def check_input_shape(name: str, shape) -> None:
+    """Raise ModelError when an input of ``shape`` cannot go through model ``name``: one forward
+    pass on PyTorch's meta device (shapes only: no memory, no weights, milliseconds)."""
+    import torch
+    import torchvision
+
+    try:
+        with torch.device("meta"):
+            model = lenet() if name == "lenet" else torchvision.models.get_model(name, weights=None)
+            model.eval()(torch.empty(*shape))
+    except NotImplementedError:  # an op without a meta kernel: the profiler will find out
+        return
+    except Exception as exc:  # size errors come as RuntimeError, AssertionError, ValueError
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(
+            f"--input-shape {' '.join(map(str, shape))} does not fit {name} ({reason})"
+        ) from None
+
+
 def default_input_shape(name: str) -> tuple[int, int, int, int]:
     """LeNet takes 1×1×32×32, every torchvision model 1×3×224×224."""
     return LENET_INPUT_SHAPE if name == "lenet" else DEFAULT_INPUT_SHAPE

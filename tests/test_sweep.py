@@ -133,11 +133,18 @@ def test_a_killed_model_does_not_stop_the_sweep(tmp_path):
     assert processes_mentioning(str(result)) == []
 
 
-def test_bad_flag_value_is_one_line_and_starts_nothing(tmp_path):
+@pytest.mark.parametrize(
+    "args,said",
+    [
+        (["--runs", "-5"], "--runs"),
+        (["--input-shape", "1", "3", "32", "32"], "--input-shape 1 3 32 32 does not fit lenet"),
+    ],
+)
+def test_bad_flag_value_is_one_line_and_starts_nothing(tmp_path, args, said):
     result = tmp_path / "raw"
-    code, out = sweep(result, "--models", "lenet", "--runs", "-5")
+    code, out = sweep(result, "--models", "resnet18,lenet", *args)
     assert code == 2
-    assert len(out.strip().splitlines()) == 1 and "--runs" in out
+    assert len(out.strip().splitlines()) == 1 and said in out
     assert not result.exists()
 
 
