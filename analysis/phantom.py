@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.synthetic import T0, write_markers
 from common.layout import power_files
 from model.output import RECORDS_HEADER, ResultPaths
 from power.sensor_model import Ina3221, window_means
 
-T0 = 1_000_000_000_000
 BUS_MV = 5160.0
 RAIL_DESCRIPTIONS = [
     {"name": name, "chip": "1-0040", "driver": "ina3221", "channel": ch}
@@ -86,12 +86,7 @@ def write_records(
     span = float(np.mean(step)) * 1e3  # ns per inference, gap included
     timing = (T0 - int(300 * span) - 50_000_000, T0 - 50_000_000)
     end_all = int(end.max())
-    with open(paths.markers, "w") as f:
-        f.write("event,run,mono_ns,timestamp\n")
-        f.write(f"timing_start,,{timing[0]},\ntiming_end,,{timing[1]},\n")
-        f.write(f"profiling_start,,{T0 - 1000},\n")
-        f.writelines(f"inference_start,{i},{s},\n" for i, s in enumerate(starts.tolist()))
-        f.write(f"profiling_end,,{end_all + 1000},\n")
+    write_markers(paths.markers, timing, starts, end_all)
     latency = span / 1e9
     paths.summary_json.write_text(
         json.dumps(

@@ -20,6 +20,17 @@ from model.output import RECORDS_HEADER, ResultPaths, write_layer_latency
 T0 = 1_000_000_000_000  # monotonic ns of the first inference
 
 
+def write_markers(path: Path, timing: tuple[int, int], starts: np.ndarray, end_all: int) -> None:
+    """A markers file: the timing pass, the profiling pass from just before ``T0`` to just after
+    ``end_all``, and each profiled inference's start."""
+    with open(path, "w") as f:
+        f.write("event,run,mono_ns,timestamp\n")
+        f.write(f"timing_start,,{timing[0]},\ntiming_end,,{timing[1]},\n")
+        f.write(f"profiling_start,,{T0 - 1000},\n")
+        f.writelines(f"inference_start,{i},{s},\n" for i, s in enumerate(starts.tolist()))
+        f.write(f"profiling_end,,{end_all + 1000},\n")
+
+
 def write_folder(
     result_dir: Path,
     model: str = "synth",
@@ -98,12 +109,7 @@ def write_folder(
                 f"{w},{v!r},{c!r}\n" for w, v, c in zip(wall, mv.tolist(), ma.tolist(), strict=True)
             )
         write_layer_latency(paths, names, clock)
-    with open(paths.markers, "w") as f:
-        f.write("event,run,mono_ns,timestamp\n")
-        f.write(f"timing_start,,{T0 - 150_000_000},\ntiming_end,,{T0 - 10_000_000},\n")
-        f.write(f"profiling_start,,{T0 - 1000},\n")
-        f.writelines(f"inference_start,{i},{s},\n" for i, s in enumerate(starts.tolist()))
-        f.write(f"profiling_end,,{end_all + 1000},\n")
+    write_markers(paths.markers, (T0 - 150_000_000, T0 - 10_000_000), starts, end_all)
     latencies = [span / 1e9] * 10
     paths.summary_json.write_text(
         json.dumps(

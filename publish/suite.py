@@ -11,28 +11,22 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+def _git(*args: str) -> str:
+    """What ``git -C <this checkout> ARGS`` prints, stripped."""
+    done = subprocess.run(
+        ["git", "-C", str(PROJECT), *args], capture_output=True, text=True, timeout=5, check=True
+    )
+    return done.stdout.strip()
+
+
 def suite_version() -> dict:
     """This suite's version and git commit (from git, else ``EVB_GIT_COMMIT`` set at build)."""
     commit = os.environ.get("EVB_GIT_COMMIT")
     dirty = None
     if (PROJECT / ".git").exists():
         try:
-            commit = subprocess.run(
-                ["git", "-C", str(PROJECT), "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout.strip()
-            dirty = bool(
-                subprocess.run(
-                    ["git", "-C", str(PROJECT), "status", "--porcelain"],
-                    capture_output=True,
-                    text=True,
-                    timeout=5,
-                    check=True,
-                ).stdout.strip()
-            )
+            commit = _git("rev-parse", "HEAD")
+            dirty = bool(_git("status", "--porcelain"))
         except (OSError, subprocess.SubprocessError):
             pass
     try:
