@@ -131,8 +131,9 @@ def replacing(path: Path) -> Iterator[Path]:
 
 def is_bookkeeping(name: str) -> bool:
     """A file of a result folder that is not data (never uploaded): the upload journal, the
-    sweep's lock and a whole-file writer's temporary (``replacing``)."""
-    return name in (UPLOAD_JOURNAL, SWEEP_LOCK) or (name.startswith(".") and name.endswith(".tmp"))
+    sweep's lock, the space kept for the last status and a whole-file writer's temporary."""
+    temporary = name.startswith(".") and name.endswith(".tmp")
+    return name in (UPLOAD_JOURNAL, SWEEP_LOCK, RESERVE) or temporary
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

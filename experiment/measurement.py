@@ -11,6 +11,7 @@ so far stays. The children die with this process (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import sys
@@ -54,6 +55,8 @@ PROFILER_REASONS = {
     4: "backend unavailable",
 }
 
+log = logging.getLogger(__name__)
+
 
 def default_cpus() -> tuple[set[int] | None, set[int] | None]:
     """Logger on the last allowed core, profiler on the others; None with one core."""
@@ -81,19 +84,23 @@ def measure(spec_path: Path, stop, echo=sys.stderr) -> dict:
     status.update(pid=os.getpid(), run_spec=paths.run_spec.name)
     write_status(paths.model_dir, status)
     reserve_space(paths.model_dir)
-    run = _Measurement(spec, Path(spec_path), paths, stop, echo)
-    status["device_state_start"] = device_state(run.host_root)
-    status.update(run.execute())
-    status.update(
-        {
-            "ended_unix": time.time(),
-            "duration_s": time.time() - started,
-            "profiler_exit": run.profiler.returncode if run.profiler else None,
-            "logger_exit": run.logger.returncode if run.logger else None,
-            "device_state_end": device_state(run.host_root),
-            "clock_origin": {"mono_ns": run.clock.mono_ns, "wall_ns": run.clock.wall_ns},
-        }
-    )
+    try:
+        run = _Measurement(spec, Path(spec_path), paths, stop, echo)
+        status["device_state_start"] = device_state(run.host_root)
+        status.update(run.execute())
+        status.update(
+            {
+                "profiler_exit": run.profiler.returncode if run.profiler else None,
+                "logger_exit": run.logger.returncode if run.logger else None,
+                "device_state_end": device_state(run.host_root),
+                "clock_origin": {"mono_ns": run.clock.mono_ns, "wall_ns": run.clock.wall_ns},
+            }
+        )
+    except Exception as exc:  # a hand-edited run_spec.json, a bug: the status still ends true
+        log.debug("traceback", exc_info=True)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        status.update(status=FAILED, exit_code=EXIT_FAILED, reason=f"{type(exc).__name__}: {first}")
+    status.update(ended_unix=time.time(), duration_s=time.time() - started)
     remove_stale_temporaries(paths.model_dir)  # of a child stopped mid-write; none is alive
     write_status(paths.model_dir, status)
     release_space(paths.model_dir)

@@ -34,6 +34,7 @@ from common.layout import (
     SWEEP_LOCK,
     LayoutError,
     ResultPaths,
+    read_idle_uw,
     read_json,
     read_status,
     write_json,
@@ -124,7 +125,7 @@ def preflight(args) -> tuple[str, list[str]]:
     """Resolve the power source and check what the sweep needs; (source, problems)."""
     from power.discovery import detect_source, open_sensor, sysfs_root
 
-    modules = ["numpy", "pandas", "torch", "torchvision", "matplotlib"]
+    modules = ["numpy", "pandas", "scipy", "torch", "torchvision", "matplotlib"]
     if args.backend == "tensorrt":
         modules += ["tensorrt", "torch_tensorrt"]
     problems = [f"python package {m} is not installed" for m in modules if not _found(m)]
@@ -214,11 +215,12 @@ class Sweep:
     def _idle(self) -> None:
         path = self.result / IDLE_JSON
         if path.exists() and not self.args.force:
-            why = _unusable_idle(path)
-            if not why:
+            try:
+                read_idle_uw(self.result)  # the analysis's own rule for a usable file
                 log.info("idle: %s exists, kept (use --force to measure again)", IDLE_JSON)
                 return
-            log.warning("idle: %s; measuring idle again", why)
+            except LayoutError as why:
+                log.warning("idle: %s; measuring idle again", why)
         log.info("idle: measuring up to %.0f s", self.args.idle_duration)
         from power.idle import IdleInterrupted, measure_idle_with
 
@@ -303,17 +305,6 @@ class Sweep:
         if any(r["status"] in (FAILED, INTERRUPTED) for r in self.rows) or not summary_ok:
             return EXIT_MODEL_FAILED
         return uploaded
-
-
-def _unusable_idle(path: Path) -> str | None:
-    """Why an existing ``idling_power.json`` cannot be kept (None: it can)."""
-    try:
-        value = read_json(path).get("avg_idle_power")
-    except LayoutError as exc:
-        return str(exc)
-    if not isinstance(value, (int, float)) or not value > 0:
-        return f"{path} holds no positive avg_idle_power"
-    return None
 
 
 def upload(args, run_stamp: str) -> int:

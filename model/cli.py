@@ -134,6 +134,9 @@ def shape_fits(models: list[str], shape) -> str | None:
 
 MODEL_CHECKS = [
     lambda a: "--engine needs --backend tensorrt" if a.engine and a.backend == "torch" else None,
+    lambda a: "--isolation needs --backend torch (TensorRT isolation is not built yet)"
+    if a.isolation and (a.backend == "tensorrt" or a.engine)
+    else None,
 ]
 
 

@@ -55,10 +55,6 @@ COLUMNS = [
 ]
 CHUNK_S = 0.005  # a timed chunk of runs lasts about this long
 STALL_S = 5.0  # no new power sample for this long: the logger is gone
-# Student's t, two-sided 95 %, for 1..30 degrees of freedom (beyond: the normal 1.96)
-T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-       2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-       2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
 
 
 def isolation_csv(model_dir: Path, model: str) -> Path:
@@ -148,7 +144,10 @@ class PowerTail:
 
 
 def _t95(k: int) -> float:
-    return T95[k - 2] if 2 <= k <= len(T95) + 1 else 1.96
+    """Student's t, two-sided 95 %, for the mean of ``k`` readings (never the normal 1.96)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, k - 1)) if k >= 2 else math.inf
 
 
 def power_row(tail: PowerTail, start_ns: int, end_ns: int, runs: int, idle_uw) -> dict:

@@ -88,7 +88,10 @@ def for_sensor(description: dict | None) -> tuple[Ina3221 | Instant, str | None]
 
     Where the board input is a sum of rails (AGX Orin, AGX Xavier), the first rail's register
     paces the readings and the others' staggered windows are taken as the same window (an
-    approximation of up to 4.4 ms per rail; not yet checked on such a board)."""
+    approximation of up to 4.4 ms per rail; not yet checked on such a board). A chip that
+    averages several conversions (``samples`` > 1) reports a running low-pass
+    (``jetson-sysfs.md`` §5), which the window model does not describe: it falls back to the
+    instantaneous model rather than claim the INA3221's windows."""
     if not description:
         return Instant(), None
     rails = description.get("rails") or []
@@ -96,6 +99,8 @@ def for_sensor(description: dict | None) -> tuple[Ina3221 | Instant, str | None]
     by_name = {r.get("name"): r for r in rails if isinstance(r, dict)}
     rail = by_name.get(board)
     if rail is None or rail.get("driver") not in INA3221_DRIVERS:
+        return Instant(), None
+    if rail.get("samples") not in (None, 1):
         return Instant(), None
     on_chip = [r for r in rails if r.get("chip") == rail.get("chip")]
     period = float(description.get("refresh_interval_s") or 0.0066)

@@ -121,3 +121,15 @@ def test_a_folder_without_a_sensor_description_is_solved_as_instant_readings(tmp
     table = pd.read_csv(tmp_path / "synth/synth_layer_power_estimates.csv")
     lsq = table[table["method"] == "sensor_lsq"]
     np.testing.assert_allclose(lsq["power_uW"], 5e6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("samples,model", [(None, "Ina3221"), (1, "Ina3221"), (4, "Instant")])
+def test_a_chip_that_averages_is_not_given_the_conversion_window_model(samples, model):
+    from power.sensor_model import for_sensor
+
+    rails = [
+        {"name": name, "chip": "1-0040", "driver": "ina3221", "samples": samples}
+        for name in ("VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC")
+    ]
+    found, _ = for_sensor({"rails": rails, "board_input_rails": ["VDD_IN"]})
+    assert type(found).__name__ == model

@@ -289,3 +289,18 @@ def test_a_bug_in_the_analysis_does_not_end_the_sweep(tmp_path, monkeypatch):
     sweep = Sweep.__new__(Sweep)  # only the analysis step is tried here
     outcome = sweep._analyse(tmp_path / "lenet")
     assert outcome == "failed (TypeError: cannot safely cast non-equivalent float64 to int64)"
+
+
+def test_an_unexpected_error_in_a_measurement_still_ends_in_a_true_status(tmp_path):
+    """A hand-edited run_spec.json without a key: no traceback out of ``measure``, status
+    ``failed`` naming the key, and the space kept for the last status given back."""
+    from common.layout import RESERVE, RUN_SPEC, read_status, write_json
+    from experiment.measurement import measure
+
+    spec = tmp_path / "lenet" / RUN_SPEC
+    spec.parent.mkdir()
+    write_json(spec, {"result_dir": str(tmp_path), "model": "lenet"})
+    status = measure(spec, stop=lambda: False)
+    assert status["status"] == "failed" and "power_source" in status["reason"]
+    assert read_status(tmp_path / "lenet")["status"] == "failed"
+    assert not (tmp_path / "lenet" / RESERVE).exists()
