@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = __doc__.split("\n\n")
     stop = StopFlag()  # before anything: a Ctrl-C is a flag from here on
     args = resolve(parser(SETTINGS, prog=PROG, description=doc[0], epilog=doc[2]), SETTINGS, argv)
-    from power.idle import IdleInterrupted, measure_idle_with
+    from power.idle import IdleInterrupted, idle_line, measure_idle_with
 
     out = Path(args.result_dir)
     try:
@@ -47,12 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
-    ci = f" ± {result['ci95_pct']:.2f} %" if result["ci95_pct"] is not None else ""
-    sim = " (SIMULATED)" if result["simulated"] else ""
-    print(
-        f"idle power{sim}: {result['avg_idle_power'] / 1e6:.3f} W{ci} over "
-        f"{result['duration_s']:.1f} s, {result['samples']} samples -> {out / IDLE_JSON}"
-    )
+    print(f"{idle_line(result)} -> {out / IDLE_JSON}")
     if result["drift_warning"]:
         print(
             f"WARNING: idle power drifted {result['drift_pct']:+.2f} % between the two halves "

@@ -174,7 +174,7 @@ class Sweep:
             log.info(
                 "sweep: %d models, power source %s, results in %s",
                 len(self.args.models),
-                source,
+                "sim (SIMULATED: no real sensor)" if source == "sim" else source,
                 self.result,
             )
             self._idle()
@@ -222,10 +222,11 @@ class Sweep:
             except LayoutError as why:
                 log.warning("idle: %s; measuring idle again", why)
         log.info("idle: measuring up to %.0f s", self.args.idle_duration)
-        from power.idle import IdleInterrupted, measure_idle_with
+        from power.idle import IdleInterrupted, idle_line, measure_idle_with
 
         try:
-            measure_idle_with(self.args, self.source, self.result, self.stop)
+            result = measure_idle_with(self.args, self.source, self.result, self.stop)
+            log.info("idle: %s", idle_line(result))
         except IdleInterrupted:
             return
         except (RuntimeError, OSError, LayoutError) as exc:

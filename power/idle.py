@@ -69,6 +69,16 @@ class IdleInterrupted(Exception):
     """A signal stopped the idle measurement; no ``idling_power.json`` was written."""
 
 
+def idle_line(result: dict) -> str:
+    """The idle result in one line, saying SIMULATED where the power is."""
+    ci = f" ± {result['ci95_pct']:.2f} %" if result["ci95_pct"] is not None else ""
+    sim = " (SIMULATED)" if result["simulated"] else ""
+    return (
+        f"idle power{sim}: {result['avg_idle_power'] / 1e6:.3f} W{ci} over "
+        f"{result['duration_s']:.1f} s, {result['samples']} samples"
+    )
+
+
 def measure_idle_with(args, source: str, out_dir: Path, stop) -> dict:
     """``measure_idle`` with the sensor of the run's settings (``args``), started and closed
     here; ``stop()`` ends it early with ``IdleInterrupted``."""

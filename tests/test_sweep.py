@@ -131,6 +131,7 @@ def test_a_killed_model_does_not_stop_the_sweep(tmp_path):
     assert re.search(r"lenet\s+failed\s+profiler exited with signal SIGKILL", table), table
     assert re.search(r"squeezenet1_1\s+complete", table), table
     assert processes_mentioning(str(result)) == []
+    assert "power source sim (SIMULATED" in out and "idle power (SIMULATED)" in out
 
 
 @pytest.mark.parametrize(
