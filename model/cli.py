@@ -118,7 +118,6 @@ MODEL_SETTINGS = [  # the profiler's settings (the seed's names), part of the ru
 ]
 
 
-# rules that join several of the settings above: each returns an error message or None
 def shape_fits(models: list[str], shape) -> str | None:
     """The first model of ``models`` that an input of ``shape`` does not fit, as an error."""
     from model.zoo import ModelError, check_input_shape, check_model_name
@@ -132,6 +131,7 @@ def shape_fits(models: list[str], shape) -> str | None:
     return None
 
 
+# rules that join several of the settings above: each returns an error message or None
 MODEL_CHECKS = [
     lambda a: "--engine needs --backend tensorrt" if a.engine and a.backend == "torch" else None,
     lambda a: "--isolation needs --backend torch (TensorRT isolation is not built yet)"
