@@ -110,9 +110,16 @@ SWEEP_SETTINGS = [
 MEASURE_RUN = [*MODEL_SETTINGS, *SENSOR_SETTINGS, *MEASURE_SETTINGS]
 RUN_SETTINGS = [*MEASURE_RUN, *IDLE_SETTINGS, *SWEEP_SETTINGS]
 SWEEP_FLAGS = [s for s in RUN_SETTINGS if s.name != "model"]  # the sweep names --models
+def _model_names(args) -> list[str]:
+    """The models of a sweep (``--models``) or of one measurement (``--model``)."""
+    if getattr(args, "models", None):
+        return [m.strip() for m in args.models.split(",") if m.strip()]
+    return [args.model] if getattr(args, "model", None) else []
+
+
 RUN_CHECKS = [  # an input shape too small for a model is a flag error, found before idle
     *MODEL_CHECKS,
-    lambda a: shape_fits([m.strip() for m in a.models.split(",") if m.strip()], a.input_shape),
+    lambda a: shape_fits(_model_names(a), a.input_shape),
 ]
 QUICK = {  # --quick: what is not set by a flag or a variable
     "models": "lenet,resnet18",

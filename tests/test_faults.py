@@ -131,15 +131,18 @@ def test_a_file_where_the_result_folder_should_be_is_one_line(tmp_path):
 
 
 def test_corrupt_state_from_an_earlier_run_is_measured_again(tmp_path):
-    from common.layout import read_status
-    from experiment.sweep import _earlier_sweeps, _unusable_idle
+    from common.layout import LayoutError, read_idle_uw, read_status
+    from experiment.sweep import _earlier_sweeps
 
-    (tmp_path / "idling_power.json").write_text('{"timestamp": "2026')  # truncated
-    assert "not valid JSON" in _unusable_idle(tmp_path / "idling_power.json")
-    (tmp_path / "idling_power.json").write_text("")
-    assert "not valid JSON" in _unusable_idle(tmp_path / "idling_power.json")
-    (tmp_path / "idling_power.json").write_text('{"avg_idle_power": null}')
-    assert "no positive avg_idle_power" in _unusable_idle(tmp_path / "idling_power.json")
+    for garbage, said in [
+        ('{"timestamp": "2026', "not valid JSON"),  # truncated
+        ("", "not valid JSON"),
+        ('{"avg_idle_power": null}', "no positive avg_idle_power"),
+        ('{"avg_idle_power": true}', "no positive avg_idle_power"),
+    ]:
+        (tmp_path / "idling_power.json").write_text(garbage)
+        with pytest.raises(LayoutError, match=said):  # the sweep's rule to measure idle again
+            read_idle_uw(tmp_path)
     (tmp_path / "run_metadata.json").write_bytes(b"\xff\xfe\x00garbage")
     assert _earlier_sweeps(tmp_path / "run_metadata.json") == []
     (tmp_path / "run_metadata.json").write_text('{"created": "x", "earlier_sweeps": [3, "a"]}')
