@@ -169,7 +169,8 @@ def warnings_for(model_dir: Path, analysis: dict, status: dict, meta: dict, idle
         out.append(f"power log read errors: {power['errors']}")
     if analysis.get("power_lines_dropped"):
         out.append(f"{analysis['power_lines_dropped']} unreadable power log lines left out")
-    config = _json(_summary_json(model_dir)).get("config", {})
+    paths = ResultPaths.find(model_dir)  # the profiler's summary, whichever backend wrote it
+    config = _json(paths.summary_json).get("config", {}) if paths else {}
     wanted = config.get("profile_runs") or config.get("runs")
     if wanted and analysis and analysis.get("profile_runs", wanted) < wanted:
         out.append(f"{wanted - analysis['profile_runs']} of {wanted} profiled inferences missing")
@@ -182,12 +183,6 @@ def warnings_for(model_dir: Path, analysis: dict, status: dict, meta: dict, idle
     if power.get("simulated"):
         out.append("power is SIMULATED")
     return out
-
-
-def _summary_json(model_dir: Path) -> Path:
-    found = sorted(model_dir.glob(f"{model_dir.name}_*.json"))
-    mine = ("_analysis.json", "_power_summary.json")
-    return next((p for p in found if not p.name.endswith(mine)), model_dir / "none.json")
 
 
 def layers_html(model_dir: Path) -> str:
