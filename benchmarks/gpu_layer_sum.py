@@ -1,10 +1,12 @@
-"""Σ layer medians / unprofiled median of the CUDA kernel-trace layer times, by trace batch size.
+"""Σ layer medians / unprofiled median on CUDA: the model replayed from a CUDA graph (what the
+PyTorch backend does) against the same model run eager.
 
-In one process (resnet50 and resnet18, fp16, batch 1, random weights): an unprofiled timing pass,
-then profiled passes collecting the kernel trace every ``KERNEL_BATCH`` inferences for several
-batch sizes, then the timing pass again (the host's speed drifts). Prints, per batch size, the
-median wall time of a profiled inference, Σ layer medians (device time of each layer's kernels)
-/ unprofiled median, and the same for the windows (which also hold the launch gaps).
+In one process, per model (resnet50 and resnet18, fp16, batch 1, random weights) and per
+execution (graph, then eager): an unprofiled timing pass, a profiled pass (kernel traces
+collected every ``KERNEL_BATCH`` inferences, as ``python -m model`` does), and the timing pass
+again (the host's speed drifts). Prints the unprofiled medians, Σ of the layers' window medians
+(the layer times: they tile the device span, launch gaps included) and Σ of their busy-time
+medians (their own kernels only), each divided by the unprofiled median taken before.
 
 Usage: python3 benchmarks/gpu_layer_sum.py [RUNS]
 """
@@ -28,18 +30,19 @@ def timing(backend, n: int) -> float:
 
 
 def profiled(backend, n: int) -> tuple[float, float, float, int]:
-    """(Σ layer medians ms, Σ window medians ms, median wall ms of a profiled inference,
-    dropped batches)."""
+    """(Σ busy-time medians ms, Σ window medians ms (the layer times), median wall ms of a
+    profiled inference, dropped batches)."""
     per_layer: dict[str, list[float]] = defaultdict(list)
     per_window: dict[str, list[float]] = defaultdict(list)
     walls = []
 
     def add(done) -> None:
         for _, segments in done:
-            for name, ms, _, window_ns in segments[0].layers:
-                per_layer[name].append(ms)
-                per_window[name].append(window_ns / 1e6)
+            for name, window_ms, _, busy_ms in segments[0].layers:
+                per_layer[name].append(busy_ms)
+                per_window[name].append(window_ms)
 
+    backend.attach_profilers()
     for run in range(n):
         backend.synchronize()
         anchor = time.monotonic_ns()
@@ -52,39 +55,43 @@ def profiled(backend, n: int) -> tuple[float, float, float, int]:
     return total, span, statistics.median(walls), backend._kernels.dropped_batches
 
 
+def go_eager(backend) -> None:
+    """The same backend without its graph (what it does when the model cannot be captured)."""
+    backend.graph, backend.execution = None, "eager"
+    backend.layer_kernels = tb.calibrate(backend, None)
+
+
+def measure(backend, runs: int) -> dict:
+    for _ in range(300):
+        backend.infer()
+    before = timing(backend, 2000)
+    total, span, wall, dropped = profiled(backend, runs)
+    after = timing(backend, 2000)
+    return {
+        "execution": backend.execution,
+        "timing_median_before_ms": before,
+        "timing_median_after_ms": after,
+        "sum_busy_medians_ms": total,
+        "sum_window_medians_ms": span,
+        "busy_per_unprofiled": total / before,
+        "windows_per_unprofiled": span / before,
+        "profiled_wall_median_ms": wall,
+        "kernels_per_inference": backend._kernels.per_inference,
+        "dropped_batches": dropped,
+    }
+
+
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 600
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     out = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__}
     for name in ("resnet50", "resnet18"):
         backend = tb.TorchBackend("float16")
         backend.prepare(load_model(name, "random"), torch.randn(1, 3, 224, 224))
-        for _ in range(300):
-            backend.infer()
-        before = timing(backend, 2000)
-        backend.attach_profilers()
-        rows = {}
-        for batch in (200, 20, 5):
-            tb.KERNEL_BATCH = batch
-            if batch != 200:
-                backend._kernels._start()
-            total, span, wall, dropped = profiled(backend, runs)
-            rows[batch] = {
-                "sum_layer_medians_ms": total,
-                "sum_window_medians_ms": span,
-                "window_ratio_to_timing_before": span / before,
-                "profiled_wall_median_ms": wall,
-                "ratio_to_timing_before": total / before,
-                "dropped_batches": dropped,
-            }
-            print(name, batch, json.dumps(rows[batch]), flush=True)
-        after = timing(backend, 2000)
-        out[name] = {
-            "timing_median_before_ms": before,
-            "timing_median_after_ms": after,
-            "kernels_per_inference": backend._kernels.per_inference,
-            "by_batch": rows,
-        }
-        print(name, json.dumps(out[name]), flush=True)
+        out[name] = {"graph": measure(backend, runs)}
+        print(name, json.dumps(out[name]["graph"]), flush=True)
+        go_eager(backend)
+        out[name]["eager"] = measure(backend, runs)
+        print(name, json.dumps(out[name]["eager"]), flush=True)
     print(json.dumps(out, indent=1))
 
 

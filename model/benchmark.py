@@ -77,14 +77,17 @@ def _progress(iterable, desc: str, total: int):
     )
 
 
-def layer_sum_figures(medians: dict[str, float], latencies: list[float]) -> dict:
-    """Σ of the layer medians against the unprofiled median latency: how far the profiled
-    layer times add up to an inference timed with nothing attached (1.0: exactly)."""
+def layer_sum_figures(medians: dict[str, float], span_ms: list[float], latencies) -> dict:
+    """Σ of the layer medians, and the median Σ of an inference's layer windows, against the
+    unprofiled median latency: how far the profiled layer times add up to an inference timed
+    with nothing attached (1.0: exactly)."""
     total = sum(v for v in medians.values() if not math.isnan(v))  # NaN: no record
     timing = 1e3 * statistics.median(latencies)
+    windows = statistics.median(span_ms) if span_ms and timing > 0 else None
     return {
         "sum_of_layer_medians_ms": total,
         "sum_of_layer_medians_per_timing_median": total / timing if timing > 0 else None,
+        "median_sum_of_windows_per_timing_median": windows and windows / timing,
     }
 
 
@@ -169,7 +172,7 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
             "mean_sum_of_layers_ms": statistics.fmean(sum_ms) if sum_ms else None,
             "mean_sum_of_windows_ms": statistics.fmean(span_ms) if span_ms else None,
             "median_layer_ms": medians,
-            **layer_sum_figures(medians, latencies),
+            **layer_sum_figures(medians, span_ms, latencies),
             **backend.profiling_report(),
         },
         "timing": {

@@ -16,8 +16,9 @@ interval is then too narrow. A layer that fails is recorded with its error; the 
 
 How isolation differs from in-model numbers: the layer's input and weights stay in the caches
 (in the model the previous layer's output is there instead); the clocks settle to this layer's
-load alone; nothing is fused across layer boundaries; on the PyTorch backend each run pays its
-own launch (as eager in-model runs do).
+load alone; nothing is fused across layer boundaries. On the CPU each run pays its own call,
+as in the model; on CUDA each layer is replayed from its own CUDA graph, as the model is, with
+enough calls per replay to keep the GPU busy (``torch_backend._Replay``).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class IsolationError(RuntimeError):
 
 @dataclass
 class Layer:
-    """One layer call to run alone: its name, type and a function that runs it once."""
+    """One layer call to run alone: its name, type and a function that runs it (once, or
+    ``run.reps`` times where ``run`` has that attribute, read after each call)."""
 
     name: str
     type: str
@@ -197,9 +199,10 @@ class _Loop:
                 run()
 
         seconds = self.timer(body)
+        calls = size * getattr(run, "reps", 1)  # a run may call the layer several times
         if record:
-            self.runs += size
-            self.per_run_s.append(seconds / size)
+            self.runs += calls
+            self.per_run_s.append(seconds / calls)
         elif seconds < CHUNK_S:
             self.size = min(self.size * 2, 1 << 20)
 

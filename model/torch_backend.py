@@ -1,8 +1,12 @@
-"""The PyTorch backend: per-layer times from forward hooks on leaf modules.
+"""The PyTorch backend: per-layer times of leaf modules.
 
-Runs on CPU and CUDA, wherever TensorRT is absent. On CUDA each leaf module is bracketed by CUDA
-events and placed on the host clock by its offset from an anchor event recorded at the
-inference's host anchor; on the CPU the hooks read the monotonic clock itself. Layer info uses
+Runs on CPU and CUDA, wherever TensorRT is absent. On the CPU, forward hooks read the monotonic
+clock around each leaf call. On CUDA the model is captured once in a CUDA graph and every
+inference (timed, profiled, isolated) is a replay of it: an eager batch-1 model is bound by its
+kernel launches (on an H200 the GPU was busy about 20 % of an eager resnet50 inference), so its
+layer times say more about Python than about the layers. Layer times then come from the
+replayed kernels' device timestamps (``_KernelTrace``). A model that cannot be captured runs
+eager, and the summary says why (``execution``). Layer info uses
 the engine-inspector schema (``Name``, ``LayerType``, ``Inputs``/``Outputs`` with
 ``Dimensions``, ``Kernel``, ``Stride``, ``PrePadding``, ``PostPadding``, ``Dilation``, ...), with
 convolutions, GEMMs and pooling typed as TensorRT types them so the downstream readers classify
@@ -12,12 +16,14 @@ half-precision path); the summary records both the asked and the used dtype.
 
 from __future__ import annotations
 
+import math
 import time
 
 from model.backend import Backend, torch_dtype
 from model.windows import Segment
 
 KERNEL_BATCH = 200  # profiled CUDA inferences per kernel trace
+RESUME_S = 0.5  # untraced inferences before each traced batch: power and clocks back to load
 
 TRT_TYPES = {
     "Conv2d": "CaskConvolution",
@@ -121,6 +127,37 @@ class TorchBackend(Backend):
             if not list(m.children())
         ]
         self.layers = self._trace_layers()
+        self.graph, self.execution, self.layer_kernels = None, "eager", None
+        self.record_columns = ("busy_ms",) if self.cuda else ()
+        if self.cuda:
+            self._use_graph()
+
+    def _use_graph(self) -> None:
+        """Replay a CUDA graph of the model from now on, if it can be captured and it launches
+        the kernels the calibration counted per layer; else stay eager and say why."""
+        try:
+            graph = self.capture(self.eager)
+            self.layer_kernels = calibrate(self, graph)
+        except Exception as exc:  # any capture failure: eager is still a valid measurement
+            self.execution = f"eager (CUDA graph failed: {type(exc).__name__}: {exc})"[:300]
+            self.layer_kernels = calibrate(self, None)
+            return
+        self.graph, self.execution = graph, "cuda_graph"
+
+    def capture(self, body):
+        """A CUDA graph of ``body``, warmed up on a side stream first (as ``torch.cuda.graph``
+        asks: lazy initialisations must not happen during capture)."""
+        torch = self.torch
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                body()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(graph):
+            body()
+        return graph
 
     def _trace_layers(self) -> list[dict]:
         """One forward with shape hooks: inspector-style info per leaf call, in call order."""
@@ -168,9 +205,16 @@ class TorchBackend(Backend):
                 handle.remove()
         return layers
 
-    def infer(self) -> None:
+    def eager(self) -> None:
+        """One eager forward pass (hooks fire; a graph replay runs none)."""
         with self.torch.inference_mode():
             self.model(self.input)
+
+    def infer(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self.eager()
 
     def isolated_layers(self) -> list:
         """Every leaf call in call order, with a copy of the input it got in one forward pass;
@@ -192,15 +236,18 @@ class TorchBackend(Backend):
 
         handles = [m.register_forward_pre_hook(hook_for(name)) for name, m in self.leaves]
         try:
-            self.infer()
+            self.eager()
         finally:
             for handle in handles:
                 handle.remove()
         types = {layer["Name"]: layer["LayerType"] for layer in self.layers}
-        return [
-            Layer(call, types.get(call, type(m).__name__), lambda m=m, a=args: m.forward(*a))
-            for call, m, args in captured
-        ]
+        layers = []
+        for call, m, args in captured:
+            run = lambda m=m, a=args: m.forward(*a)  # noqa: E731
+            if self.graph is not None:  # as in the model: replayed, each layer its own graph
+                run = _Replay(self, run)
+            layers.append(Layer(call, types.get(call, type(m).__name__), run))
+        return layers
 
     def attach_profilers(self) -> None:
         if self.cuda:
@@ -263,10 +310,11 @@ class TorchBackend(Backend):
         torch = self.torch
         info = {
             "device": str(self.device),
+            "execution": self.execution,
             "dtype_asked": self.asked_dtype,
             "dtype_used": self.dtype,
             "torch": torch.__version__,
-            "partitions": [{"name": "eager", "layers": len(self.layers)}],
+            "partitions": [{"name": self.execution.split()[0], "layers": len(self.layers)}],
         }
         if self.cuda:
             info["gpu_name"] = torch.cuda.get_device_name(self.device)
@@ -275,14 +323,14 @@ class TorchBackend(Backend):
 
 def cut_layers(
     kernels: list[tuple[int, int, str]], layers: list[tuple[str, int]]
-) -> list[tuple[str, float, int, int]]:
+) -> list[tuple[str, float, int, float]]:
     """One inference's kernels (start ns, end ns, name; in launch order) cut into its layers
-    (name, number of kernels): (name, busy ms, offset ns from the first kernel's start, window
-    ns) per layer. The busy time is the device time of the layer's own kernels (the union of
-    their intervals: what TensorRT's profiler reports per layer). The windows tile the device
-    span: each runs from the previous layer's end (the first kernel's start for the first
-    layer) to the end of the layer's last kernel, so the idle gap before a layer's first kernel
-    (its launch) is in its window but not in its busy time."""
+    (name, number of kernels): (name, window ms, offset ns from the first kernel's start, busy
+    ms) per layer. The windows tile the device span: each runs from the previous layer's end
+    (the first kernel's start for the first layer) to the end of the layer's last kernel, so
+    the device's gap before a layer's first kernel (its launch) is the layer's, as in TensorRT's
+    per-layer times, and the layers add up to the inference. The busy time is the device time
+    of the layer's own kernels (the union of their intervals)."""
     origin = cursor = kernels[0][0]
     out, j = [], 0
     for name, n in layers:
@@ -291,8 +339,107 @@ def cut_layers(
             busy += max(0, k_end - max(k_start, reach))
             reach = max(reach, k_end)
         cursor, j = reach, j + n
-        out.append((name, busy / 1e6, start - origin, cursor - start))
+        out.append((name, (cursor - start) / 1e6, start - origin, busy / 1e6))
     return out
+
+
+def device_kernels(profiler) -> list[tuple[int, int, str]]:
+    """(start ns, end ns, name) of every device activity in a finished trace, by start."""
+    from torch.autograd import DeviceType
+
+    events = profiler.profiler.kineto_results.events()
+    out = [
+        (e.start_ns(), e.end_ns(), e.name())
+        for e in events
+        if e.device_type() == DeviceType.CUDA and "sync" not in e.name().lower()
+    ]
+    out.sort()
+    return out
+
+
+def trace(torch, body) -> list[tuple[int, int, str]]:
+    """The device kernels of ``body`` under CUPTI's kernel tracing (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        body()
+        torch.cuda.synchronize()
+    return device_kernels(prof)
+
+
+def calibrate(backend: TorchBackend, graph) -> list[tuple[str, int]]:
+    """(leaf call, kernels it launches) in call order, from one inference with a marker kernel
+    (``torch.cuda._sleep(0)``) launched before each leaf call. With a CUDA ``graph``, the marked
+    inference is a graph too, and ``graph`` must replay the same kernels in the same order
+    (else RuntimeError: its kernels could not be cut into layers)."""
+    torch = backend.torch
+    calls: list[str] = []
+    counts: dict[str, int] = {}
+
+    def hook_for(name):
+        def hook(module, inputs):
+            counts[name] = counts.get(name, 0) + 1
+            calls.append(name if counts[name] == 1 else f"{name}#{counts[name]}")
+            torch.cuda._sleep(0)
+
+        return hook
+
+    def marked() -> None:  # only the last pass counts (a capture warms up first)
+        calls.clear()
+        counts.clear()
+        backend.eager()
+
+    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in backend.leaves]
+    try:
+        body = marked if graph is None else backend.capture(marked).replay
+        kernels = trace(torch, body)
+    finally:
+        for handle in handles:
+            handle.remove()
+    per_call: list[int] = []
+    for _, _, name in kernels:
+        if "spin_kernel" in name:
+            per_call.append(0)
+        elif per_call:
+            per_call[-1] += 1
+        else:
+            raise RuntimeError(f"kernel {name} ran before the first layer's marker")
+    if len(per_call) != len(calls):
+        raise RuntimeError(f"calibration saw {len(per_call)} layer markers for {len(calls)} calls")
+    if graph is not None:
+        want = [name for *_, name in kernels if "spin_kernel" not in name]
+        got = [name for *_, name in trace(torch, graph.replay)]
+        if got != want:
+            raise RuntimeError(f"the graph replays {len(got)} kernels, the marked one {len(want)}")
+    return list(zip(calls, per_call, strict=True))
+
+
+class _Replay:
+    """A layer call replayed from its own CUDA graph, captured at the first call (inside
+    isolation's per-layer error handling: a layer that cannot be captured is recorded).
+
+    In the model, graph replays keep the GPU busy from one layer to the next; one short layer
+    replayed alone would leave it idle while the host launches the next replay, and its power
+    would be diluted by idle time. So the graph holds ``reps`` calls of the layer, enough for
+    about ``REPLAY_S`` of device time per replay (``model.isolation`` counts each call as a run).
+    """
+
+    REPLAY_S = 0.5e-3
+
+    def __init__(self, backend: TorchBackend, body) -> None:
+        self.backend, self.body, self.graph, self.reps = backend, body, None, 1
+
+    def _many(self) -> None:
+        for _ in range(self.reps):
+            self.body()
+
+    def __call__(self) -> None:
+        if self.graph is None:
+            one = self.backend.capture(self.body)
+            seconds = min(self.backend.time_block(one.replay) for _ in range(5))
+            self.reps = max(1, min(256, math.ceil(self.REPLAY_S / max(seconds, 1e-7))))
+            self.graph = one if self.reps == 1 else self.backend.capture(self._many)
+        self.graph.replay()
 
 
 class _KernelTrace:
@@ -300,28 +447,27 @@ class _KernelTrace:
 
     Forward hooks with CUDA events serialize the launches and add their own launch gaps: the
     layer times of resnet50 fp16 summed to 1.34× the unprofiled inference. Here the profiled
-    inferences run exactly as the unprofiled ones, with only CUPTI's kernel tracing on (the
-    PyTorch profiler, CUDA activity only). One calibration inference first launches a marker
-    kernel (``torch.cuda._sleep(0)``) before each leaf module, which tells how many kernels each
-    leaf call launches, in order (kernels of functional code between leaves, such as resnet's
+    inferences run exactly as the unprofiled ones (graph replays, or eager where the model
+    could not be captured), with only CUPTI's kernel tracing on (the PyTorch profiler, CUDA
+    activity only). The backend's calibration (``calibrate``) tells how many kernels each leaf
+    call launches, in order (kernels of functional code between leaves, such as resnet's
     residual add, go to the leaf before them). Each traced inference's kernels are then cut into
-    layers in that order (``cut_layers``): a layer's time is the device time of its kernels, its
-    window runs from the end of the previous layer's last kernel to the end of its own, so the
-    windows tile the inference's device span. Windows are placed at the host anchor + their
-    offset from the inference's first kernel: early by the launch latency (µs).
+    layers in that order (``cut_layers``): a layer's time is its window, from the end of the
+    previous layer's last kernel to the end of its own, so the layers tile the inference's
+    device span; the device time of its own kernels is kept beside it (record column
+    ``busy_ms``). Windows are placed at the host anchor + their offset from the inference's
+    first kernel: early by the launch latency (µs).
 
-    Why busy time and not the window: CUPTI's tracing of the runtime and driver calls adds a few
-    µs of host time per launch, and an eager batch-1 model is launch-bound, so the traced device
-    span stretches. Measured on an H200 (torch 2.11, fp16, batch 1), Σ window medians / unprofiled
-    median was 0.94 for resnet18 but 1.33 for resnet50 (one CUDA event after each leaf call,
-    through a wrapped forward, measured 1.66). The unprofiled median itself drifts (resnet50:
-    3.82 → 4.81 ms within a minute, ``benchmarks/gpu_layer_sum.py``). Both sums are in the
-    summary JSON of every CUDA run.
+    Eager, CUPTI's tracing of the runtime and driver calls adds a few µs of host time per launch
+    and a batch-1 model is launch-bound, so the traced device span stretches: on an H100 (torch
+    2.11, fp16, batch 1) Σ window medians / unprofiled median was 1.17 for resnet50 (1.74 for
+    resnet18) and the busy times summed to 0.17 of it. A graph replay has no host work per
+    kernel: 0.97 and 0.84 (``benchmarks/gpu_layer_sum.py``).
     """
 
     def __init__(self, backend: TorchBackend) -> None:
         self.backend = backend
-        self.layers = self._calibrate()
+        self.layers = backend.layer_kernels
         self.per_inference = sum(n for _, n in self.layers)
         self.anchors: list[int] = []  # host anchors of the inferences traced so far
         self.runs: list[int] = []  # and their run numbers
@@ -329,71 +475,25 @@ class _KernelTrace:
         self.profiler = None
         self._start()
 
-    def _device_kernels(self, profiler) -> list[tuple[int, int, str]]:
-        """(start ns, end ns, name) of every device activity in the trace, by start."""
-        from torch.autograd import DeviceType
-
-        events = profiler.profiler.kineto_results.events()
-        out = [
-            (e.start_ns(), e.end_ns(), e.name())
-            for e in events
-            if e.device_type() == DeviceType.CUDA and "sync" not in e.name().lower()
-        ]
-        out.sort()
-        return out
-
-    def _trace(self, body):
-        from torch.profiler import ProfilerActivity, profile
-
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            body()
-            self.backend.torch.cuda.synchronize()
-        return prof
-
-    def _calibrate(self) -> list[tuple[str, int]]:
-        """(leaf call, kernels it launches) in call order, from one marked inference."""
-        torch = self.backend.torch
-        calls: list[str] = []
-        counts: dict[str, int] = {}
-
-        def hook_for(name):
-            def hook(module, inputs):
-                counts[name] = counts.get(name, 0) + 1
-                calls.append(name if counts[name] == 1 else f"{name}#{counts[name]}")
-                torch.cuda._sleep(0)
-
-            return hook
-
-        handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in self.backend.leaves]
-        try:
-            kernels = self._device_kernels(self._trace(self.backend.infer))
-        finally:
-            for handle in handles:
-                handle.remove()
-        per_call: list[int] = []
-        for _, _, name in kernels:
-            if "spin_kernel" in name:
-                per_call.append(0)
-            elif per_call:
-                per_call[-1] += 1
-            else:
-                raise RuntimeError(f"kernel {name} ran before the first layer's marker")
-        if len(per_call) != len(calls):
-            raise RuntimeError(
-                f"calibration saw {len(per_call)} layer markers for {len(calls)} layer calls"
-            )
-        return list(zip(calls, per_call, strict=True))
-
     def _start(self) -> None:
+        """Run untraced inferences for ``RESUME_S``, then start the next trace. Collecting a
+        trace keeps the host busy and the GPU idle (on an H100, about 1.5 s for 200 resnet50
+        inferences: kineto processes each kernel record), so without this each traced batch
+        would start on a GPU whose power and clocks fell back towards idle, and the power folded
+        into its windows would be too low."""
         from torch.profiler import ProfilerActivity, profile
 
+        deadline = time.monotonic() + RESUME_S
+        while time.monotonic() < deadline:
+            self.backend.infer()
+        self.backend.synchronize()
         self.profiler = profile(activities=[ProfilerActivity.CUDA])
         self.profiler.start()
 
     def collect(self, last: bool = False) -> list[tuple[int, list[Segment]]]:
         """Stop the trace, cut its kernels into the held-back inferences, restart it."""
         self.profiler.stop()
-        kernels = self._device_kernels(self.profiler)
+        kernels = device_kernels(self.profiler)
         anchors, runs, self.anchors, self.runs = self.anchors, self.runs, [], []
         if not last:
             self._start()
@@ -409,6 +509,7 @@ class _KernelTrace:
     def describe(self) -> dict:
         return {
             "layer_times": "device kernel times (CUPTI through torch.profiler), no hooks",
+            "execution": self.backend.execution,
             "kernels_per_inference": self.per_inference,
             "kernel_batch": KERNEL_BATCH,
             "dropped_batches": self.dropped_batches,

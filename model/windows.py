@@ -23,7 +23,8 @@ from dataclasses import dataclass
 @dataclass
 class Segment:
     """Layers that ran one after another from one host anchor (one TensorRT partition, or one
-    whole inference). ``layers`` holds (name, latency ms, offset ns from the anchor or None);
+    whole inference). ``layers`` holds (name, latency ms, offset ns from the anchor or None,
+    *values of the backend's extra record columns);
     ``end_ns`` the host stamp after the work ended, if taken; ``streams`` each layer's stream."""
 
     anchor_ns: int
@@ -74,16 +75,17 @@ def _end_aligned(segment: Segment) -> list[tuple]:
 
 def layer_windows(segments: list[Segment]) -> list[tuple]:
     """(name, latency ms, start ns, end ns) per layer, in execution order; segments with an end
-    stamp add (slack ns, stream) to each tuple."""
+    stamp add (slack ns, stream) to each tuple, layers with extra values (after their offset)
+    add those."""
     windows = []
     for segment in segments:
         if segment.end_ns is not None:
             windows.extend(_end_aligned(segment))
             continue
         cursor = segment.anchor_ns
-        for name, ms, offset, *window_ns in segment.layers:  # a window longer than ms: CUDA
+        for name, ms, offset, *extra in segment.layers:  # extra: the backend's record columns
             start = segment.anchor_ns + offset if offset is not None else cursor
-            end = start + (window_ns[0] if window_ns else round(ms * 1e6))
-            windows.append((name, ms, start, end))
+            end = start + round(ms * 1e6)
+            windows.append((name, ms, start, end, *extra))
             cursor = end
     return windows

@@ -96,6 +96,30 @@ def test_settle_then_enough_updates_and_a_failing_layer_recorded(logged, tmp_pat
         assert row["energy_source"] == "mean power x window"
 
 
+class ThreeCalls:
+    """A run that calls its layer three times (a CUDA graph of ``reps`` calls)."""
+
+    reps = 3
+
+    def __init__(self) -> None:
+        self.invocations = 0
+
+    def __call__(self) -> None:
+        self.invocations += 1
+        for _ in range(self.reps):
+            busy()
+
+
+def test_a_run_of_several_calls_counts_each_call(logged, tmp_path):
+    run = ThreeCalls()
+    out = tmp_path / "m_layer_isolation.csv"
+    rows = isolate_layers(
+        [Layer("a:BN", "BatchNorm2d", run)], PowerTail(logged), out, host_timer, 3, 0
+    )
+    # no settle time: one unrecorded chunk of one invocation, then only recorded ones
+    assert rows[0]["runs"] == 3 * (run.invocations - 1)
+
+
 def test_a_power_log_that_stops_growing_ends_isolation(tmp_path, monkeypatch):
     from model import isolation
 
@@ -147,23 +171,32 @@ def test_isolation_without_a_power_logger_is_a_one_line_error(tmp_path):
 
 
 def test_traced_kernels_cut_into_layers_that_tile_the_inference():
-    """The CUDA path's cut (``model.torch_backend.cut_layers``): a layer's time is its kernels'
-    device time; gaps before its first kernel are in its window; a layer without kernels has an
-    empty window; Σ windows = the device span."""
+    """The CUDA path's cut (``model.torch_backend.cut_layers``): a layer's time is its window,
+    from the previous layer's end to its last kernel's end (its launch gap included), so the
+    layers tile the device span; its kernels' own device time is kept beside it; a layer
+    without kernels gets an empty window."""
     from model.torch_backend import cut_layers
+    from model.windows import Segment, layer_windows
 
     kernels = [(100, 150, "a1"), (160, 200, "a2"), (260, 300, "b1"), (310, 400, "d1")]
     layers = [("a", 2), ("b", 1), ("c", 0), ("d", 1)]
     cut = cut_layers(kernels, layers)
     assert cut == [
-        ("a", 90 / 1e6, 0, 100),
-        ("b", 40 / 1e6, 100, 100),
-        ("c", 0.0, 200, 0),
-        ("d", 90 / 1e6, 200, 100),
+        ("a", 100 / 1e6, 0, 90 / 1e6),
+        ("b", 100 / 1e6, 100, 40 / 1e6),
+        ("c", 0.0, 200, 0.0),
+        ("d", 100 / 1e6, 200, 90 / 1e6),
     ]
-    assert sum(window for *_, window in cut) == 400 - 100
+    assert sum(ms for _, ms, *_ in cut) * 1e6 == pytest.approx(400 - 100)
     overlapping = cut_layers([(0, 50, "x1"), (40, 70, "x2")], [("x", 2)])  # union, not sum
-    assert overlapping == [("x", 70 / 1e6, 0, 70)]
+    assert overlapping == [("x", 70 / 1e6, 0, 70 / 1e6)]
+    windows = layer_windows([Segment(1_000, cut)])  # the busy time rides as a record column
+    assert [(w[2], w[3], w[4]) for w in windows] == [
+        (1_000, 1_100, 90 / 1e6),
+        (1_100, 1_200, 40 / 1e6),
+        (1_200, 1_200, 0.0),
+        (1_200, 1_300, 90 / 1e6),
+    ]
 
 
 def test_isolation_with_tensorrt_is_refused_before_anything_is_measured(tmp_path):
