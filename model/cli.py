@@ -134,9 +134,11 @@ def shape_fits(models: list[str], shape) -> str | None:
 # rules that join several of the settings above: each returns an error message or None
 MODEL_CHECKS = [
     lambda a: "--engine needs --backend tensorrt" if a.engine and a.backend == "torch" else None,
-    lambda a: "--isolation needs --backend torch (TensorRT isolation is not built yet)"
-    if a.isolation and (a.backend == "tensorrt" or a.engine)
-    else None,
+    lambda a: (
+        "--isolation needs --backend torch (TensorRT isolation is not built yet)"
+        if a.isolation and (a.backend == "tensorrt" or a.engine)
+        else None
+    ),
 ]
 
 
