@@ -178,3 +178,26 @@ def test_isolation_with_tensorrt_is_refused_before_anything_is_measured(tmp_path
     assert done.returncode == 2, done.stderr[-1000:]  # a flag error: the sweep finds it too
     assert "--isolation needs --backend torch" in done.stderr
     assert not (model_dir / "lenet_markers.csv").exists()
+
+
+def test_leaf_calls_are_captured_in_call_order_before_they_run():
+    """``capture_leaf_calls``: the PyTorch backend's names (a module called twice gets ``#2``),
+    each input copied before an in-place module changes it, as ordinary tensors (export takes
+    no inference tensors)."""
+    import torch
+    from torch import nn
+
+    from model.isolation import capture_leaf_calls
+
+    torch.manual_seed(0)
+    relu = nn.ReLU(inplace=True)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), relu, nn.Conv2d(2, 2, 1), relu).eval()
+    x = torch.randn(1, 1, 8, 8)
+    calls = capture_leaf_calls(model, x)
+    assert [name for name, _, _ in calls] == ["0:Conv2d", "1:ReLU", "2:Conv2d", "1:ReLU#2"]
+    assert [module for _, module, _ in calls] == [model[0], relu, model[2], relu]
+    with torch.no_grad():
+        before_relu = model[0](x)
+    (captured,) = calls[1][2]
+    assert torch.equal(captured, before_relu) and (captured < 0).any()  # not clamped in place
+    assert not any(t.is_inference() for _, _, args in calls for t in args)
