@@ -75,7 +75,7 @@ def _to_places(values: pd.Series, places: int, how) -> pd.Series:
     hundreds, ... and stay whole numbers (a step of 1000 is multiplied, never divided by 1e-3)."""
     if places >= 0:
         return (how(values * 10**places) / 10**places).round(places)
-    step = 10 ** -places
+    step = 10**-places
     return how(values / step) * step
 
 

@@ -110,6 +110,8 @@ SWEEP_SETTINGS = [
 MEASURE_RUN = [*MODEL_SETTINGS, *SENSOR_SETTINGS, *MEASURE_SETTINGS]
 RUN_SETTINGS = [*MEASURE_RUN, *IDLE_SETTINGS, *SWEEP_SETTINGS]
 SWEEP_FLAGS = [s for s in RUN_SETTINGS if s.name != "model"]  # the sweep names --models
+
+
 def _model_names(args) -> list[str]:
     """The models of a sweep (``--models``) or of one measurement (``--model``)."""
     if getattr(args, "models", None):

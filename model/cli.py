@@ -134,9 +134,12 @@ def shape_fits(models: list[str], shape) -> str | None:
 # rules that join several of the settings above: each returns an error message or None
 MODEL_CHECKS = [
     lambda a: "--engine needs --backend tensorrt" if a.engine and a.backend == "torch" else None,
-    lambda a: "--isolation needs --backend torch (TensorRT isolation is not built yet)"
-    if a.isolation and (a.backend == "tensorrt" or a.engine)
-    else None,
+    lambda a: (
+        "--isolation compiles each layer of the torch model alone, and an --engine FILE has no "
+        "model: drop --engine (the model is then compiled from --model) or drop --isolation"
+        if a.isolation and a.engine
+        else None
+    ),
 ]
 
 
@@ -257,7 +260,7 @@ def _profile(args) -> int:
     cfg.backend = backend.name
     if args.isolation and not backend.supports_isolation:
         raise BackendUnavailable(
-            f"--isolation is not implemented for the {backend.name} backend yet; "
+            f"--isolation is not available for the {backend.name} backend with these settings; "
             "use --backend torch"
         )
     summary = run_benchmark(

@@ -18,7 +18,9 @@ How isolation differs from in-model numbers: the layer's input and weights stay 
 (in the model the previous layer's output is there instead); the clocks settle to this layer's
 load alone; nothing is fused across layer boundaries. On the CPU each run pays its own call,
 as in the model; on CUDA each layer is replayed from its own CUDA graph, as the model is, with
-enough calls per replay to keep the GPU busy (``torch_backend._Replay``).
+enough calls per replay to keep the GPU busy (``torch_backend._Replay``); on the TensorRT
+backend each run is an enqueue of the layer's own engine, where in the model one enqueue covers
+a whole partition.
 """
 
 from __future__ import annotations
@@ -69,12 +71,54 @@ class IsolationError(RuntimeError):
 
 @dataclass
 class Layer:
-    """One layer call to run alone: its name, type and a function that runs it (once, or
-    ``run.reps`` times where ``run`` has that attribute, read after each call)."""
+    """One layer call to run alone: its name, type and a function that runs it once (or
+    ``run.reps`` times, where ``run`` has that attribute: each call counts as a run).
+
+    ``prepare`` (if any) readies it (the TensorRT backend compiles the layer there, the CUDA
+    path captures its graph) and ``release`` drops what ``prepare`` made; both run inside the
+    layer's own failure handling, outside its settle and measured windows."""
 
     name: str
     type: str
     run: Callable[[], object]
+    prepare: Callable[[], None] | None = None
+    release: Callable[[], None] | None = None
+
+
+def capture_leaf_calls(model, example) -> list[tuple[str, object, tuple]]:
+    """(call name, leaf module, copy of its positional inputs) of every leaf-module call of one
+    forward pass of ``model`` on ``example``, in call order. Names as the PyTorch backend gives
+    them: ``<qualified name>:<type>`` (``model`` for a model that is itself a leaf), ``#n`` from
+    a module's second call on. Inputs are cloned before the call (an in-place module changes
+    its input). The copies are ordinary tensors (made under ``no_grad``, not
+    ``inference_mode``), so ``torch.export`` can take them."""
+    import torch
+
+    leaves = [
+        (f"{name or 'model'}:{type(m).__name__}", m)
+        for name, m in model.named_modules()
+        if not list(m.children())
+    ]
+    captured: list[tuple[str, object, tuple]] = []
+    counts: dict[str, int] = {}
+
+    def hook_for(name):
+        def hook(module, inputs):
+            counts[name] = counts.get(name, 0) + 1
+            call = name if counts[name] == 1 else f"{name}#{counts[name]}"
+            args = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs)
+            captured.append((call, module, args))
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(hook_for(name)) for name, m in leaves]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
 
 
 class PowerTail:
@@ -229,12 +273,17 @@ def isolate_layers(
         for i, layer in enumerate(layers):
             row = {"layer_name": layer.name, "layer_type": layer.type, "settle_s": settle_s}
             try:
+                if layer.prepare is not None:  # e.g. a compile: before the settle window
+                    layer.prepare()
                 row.update(_isolate(layer, i, tail, timer, updates, settle_s, mark, max_layer_s))
                 row.update(power_row(tail, row.pop("start"), row.pop("end"), row["runs"], idle_uw))
             except IsolationError:
                 raise
             except Exception as exc:  # one layer failing never ends the others
                 row["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+            finally:
+                if layer.release is not None:
+                    layer.release()
             rows.append(row)
             writer.write(",".join(_cell(row.get(c)) for c in COLUMNS) + "\n")
             writer.flush()

@@ -19,6 +19,9 @@ This is the only module that imports ``tensorrt`` and ``torch_tensorrt``.
   each of its layers exactly once is dropped and counted (exceptions in the callback are only
   printed by the bindings). NoOp layers are kept at the 0 ms TensorRT reports. Layers the
   inspector puts on a stream other than 0 get overlapping windows.
+- **Isolation** (``--isolation``; not with an engine file): every leaf-module call of the torch
+  model is compiled alone through the same path and runtime and run in a loop on its captured
+  input (``isolated_layers``, which says why units are leaf calls, not fused groups).
 - **Refused:** CUDA graphs on (``torch_tensorrt.runtime.set_cudagraphs_mode(True)``): a captured
   graph hides layers from the profiler.
 
@@ -264,6 +267,8 @@ class TensorRTBackend(Backend):
         self.min_block_size = min_block_size
         self.max_aux_streams = None if max_aux_streams == AUX_STREAMS_AUTO else max_aux_streams
         self.engine_file = engine_file
+        self.supports_isolation = engine_file is None  # an engine file has no model to split
+        self.model = None
         self.partitions: list[tuple[str, _Engine]] = []
         self.compile_api = "engine file" if engine_file else ""
         self._profilers: dict[str, object] = {}
@@ -290,33 +295,97 @@ class TensorRTBackend(Backend):
 
     def _compile(self, model, example) -> None:
         self.input = example
-        model = model.to(example.device, example.dtype).eval()
-        exported = self.torch.export.export(model, (example,))
+        self.model = model.to(example.device, example.dtype).eval()  # kept for isolation
+        self.compiled, self.partitions = self._build(
+            self.model, (example,), self.min_block_size, "the model"
+        )
+
+    def _build(self, module, args: tuple, min_block_size: int, what: str):
+        """(compiled graph, [(partition name, our ``_Engine``)]) of ``module`` called on
+        ``args``: ``torch.export``, ``torch_tensorrt.dynamo.compile`` with this backend's
+        settings, each TensorRT partition replaced by our runtime. The whole model and each
+        isolated layer are built here, so both run the same way."""
+        exported = self.torch.export.export(module, args)
         context, extra, self.compile_api = compile_options(self.torch_tensorrt)
         try:
             with context:
                 compiled = self.torch_tensorrt.dynamo.compile(
                     exported,
-                    inputs=[example],
-                    enabled_precisions={example.dtype},
+                    inputs=list(args),
+                    enabled_precisions={args[0].dtype},
                     optimization_level=self.optimization_level,
-                    min_block_size=self.min_block_size,
+                    min_block_size=min_block_size,
                     max_aux_streams=self.max_aux_streams,
                     **extra,
                 )
         except Exception as exc:  # conversion failures come in many types
-            raise BackendUnavailable(f"Torch-TensorRT could not compile the model: {exc}") from exc
-        self.compiled = compiled
+            raise BackendUnavailable(
+                f"Torch-TensorRT could not compile {what}: {type(exc).__name__}: {exc}"
+            ) from exc
+        partitions = []
         for name, (data, inputs, outputs) in self._find_partitions(compiled):
-            engine = _Engine(self.trt, data, inputs, outputs, label=name)
+            label = name if what == "the model" else f"{name} of {what}"
+            engine = _Engine(self.trt, data, inputs, outputs, label=label)
             parent, _, attr = name.rpartition(".")
             setattr(compiled.get_submodule(parent) if parent else compiled, attr, engine)
-            self.partitions.append((name, engine))
-        if not self.partitions:
+            partitions.append((name, engine))
+        if not partitions:
             raise BackendUnavailable(
-                f"the compiled graph has no TensorRT partition that Torch-TensorRT "
+                f"the compiled graph of {what} has no TensorRT partition that Torch-TensorRT "
                 f"{self.torch_tensorrt.__version__} exposes with its engine"
             )
+        return compiled, partitions
+
+    def isolated_layers(self) -> list:
+        """One unit per leaf-module call of the torch model, in call order, each compiled alone
+        (``_build``: the same export, Torch-TensorRT settings and runtime as the whole model,
+        but ``min_block_size=1``: one op would otherwise be left to PyTorch) and run on the
+        input it got in one forward pass of the uncompiled model on the device in the run's
+        dtype. Each ``run`` calls the unit's compiled graph once, which enqueues its engine
+        through our ``_Engine``. The compile is the layer's ``prepare``, so a unit that does not
+        compile (or leaves nothing to TensorRT) gets its error in its row and the others go on;
+        its engine is dropped when its row is done.
+
+        The mapping rule: a unit is one leaf-module call, named as the PyTorch backend names it
+        (``<qualified name>:<type>``, ``#n`` for repeated calls), so the two backends' tables
+        line up row for row. Units are not grouped into the fused layers of the whole model's
+        engine: the engine layer names do not say reliably which modules they hold. In the real
+        inspector output (``tests/fixtures/tensorrt``) many carry no module path (Myelin's
+        ``__myl_MaxMinCas_myl2_0``, resnet18's and vgg16's ``[max_pool2d_default]``), nested
+        paths are rewritten (mobilenet_v2's ``/features_0/0/`` for ``features.0.0``,
+        ``/features/1/conv_0/0/`` for ``features.1.conv.0.0``), a ``ForeignNode`` names only the
+        ends of its span, and fused layers hold functional ops that are no module (resnet18's
+        ``conv2 + bn2 + add + relu``: the residual add), so a chain of the grouped modules would
+        not compute what the fused layer does. The path format itself changed between versions
+        (``get_node_name`` in ``dynamo/conversion/converter_utils.py``: a rewritten
+        ``nn_module_stack`` key in v2.4.0, the dotted module name from v2.8.0)."""
+        from model.isolation import capture_leaf_calls
+        from model.torch_backend import TRT_TYPES
+
+        if self.model is None:
+            raise BackendUnavailable(
+                "isolation needs the torch model to capture and compile each layer; an engine "
+                "file has none"
+            )
+        return [
+            self._unit(call, module, args, TRT_TYPES.get(type(module).__name__))
+            for call, module, args in capture_leaf_calls(self.model, self.input)
+        ]
+
+    def _unit(self, call: str, module, args: tuple, trt_type: str | None):
+        """The ``Layer`` of one leaf call: compiled in ``prepare``, dropped in ``release``."""
+        from model.isolation import Layer
+
+        held: dict = {}
+
+        def prepare() -> None:  # export refuses to trace inside the isolation's inference_mode
+            with self.torch.inference_mode(False), self.torch.no_grad():
+                held["compiled"], _ = self._build(module, args, 1, f"layer {call}")
+
+        def run():
+            return held["compiled"](*args)
+
+        return Layer(call, trt_type or type(module).__name__, run, prepare, held.clear)
 
     @staticmethod
     def _find_partitions(compiled) -> list[tuple[str, tuple]]:

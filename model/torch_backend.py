@@ -218,35 +218,20 @@ class TorchBackend(Backend):
 
     def isolated_layers(self) -> list:
         """Every leaf call in call order, with a copy of the input it got in one forward pass;
-        each runs its module's ``forward`` alone (no hooks)."""
-        from model.isolation import Layer
+        each runs its module's ``forward`` alone (no hooks); on CUDA replayed from its own graph,
+        captured in the layer's ``prepare``."""
+        from model.isolation import Layer, capture_leaf_calls
 
-        captured: list[tuple[str, object, tuple]] = []
-        counts: dict[str, int] = {}
-        torch = self.torch
-
-        def hook_for(name):
-            def hook(module, inputs):
-                counts[name] = counts.get(name, 0) + 1
-                call = name if counts[name] == 1 else f"{name}#{counts[name]}"
-                args = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs)
-                captured.append((call, module, args))
-
-            return hook
-
-        handles = [m.register_forward_pre_hook(hook_for(name)) for name, m in self.leaves]
-        try:
-            self.eager()
-        finally:
-            for handle in handles:
-                handle.remove()
         types = {layer["Name"]: layer["LayerType"] for layer in self.layers}
         layers = []
-        for call, m, args in captured:
+        for call, m, args in capture_leaf_calls(self.model, self.input):
+            kind = types.get(call, type(m).__name__)
             run = lambda m=m, a=args: m.forward(*a)  # noqa: E731
-            if self.graph is not None:  # as in the model: replayed, each layer its own graph
-                run = _Replay(self, run)
-            layers.append(Layer(call, types.get(call, type(m).__name__), run))
+            if self.graph is None:
+                layers.append(Layer(call, kind, run))
+                continue
+            replay = _Replay(self, run)  # as in the model: replayed
+            layers.append(Layer(call, kind, replay, replay.prepare, replay.release))
         return layers
 
     def attach_profilers(self) -> None:
@@ -415,8 +400,7 @@ def calibrate(backend: TorchBackend, graph) -> list[tuple[str, int]]:
 
 
 class _Replay:
-    """A layer call replayed from its own CUDA graph, captured at the first call (inside
-    isolation's per-layer error handling: a layer that cannot be captured is recorded).
+    """A layer call replayed from its own CUDA graph, captured in ``prepare``.
 
     In the model, graph replays keep the GPU busy from one layer to the next; one short layer
     replayed alone would leave it idle while the host launches the next replay, and its power
@@ -433,12 +417,16 @@ class _Replay:
         for _ in range(self.reps):
             self.body()
 
+    def prepare(self) -> None:
+        one = self.backend.capture(self.body)
+        seconds = min(self.backend.time_block(one.replay) for _ in range(5))
+        self.reps = max(1, min(256, math.ceil(self.REPLAY_S / max(seconds, 1e-7))))
+        self.graph = one if self.reps == 1 else self.backend.capture(self._many)
+
+    def release(self) -> None:
+        self.graph = None
+
     def __call__(self) -> None:
-        if self.graph is None:
-            one = self.backend.capture(self.body)
-            seconds = min(self.backend.time_block(one.replay) for _ in range(5))
-            self.reps = max(1, min(256, math.ceil(self.REPLAY_S / max(seconds, 1e-7))))
-            self.graph = one if self.reps == 1 else self.backend.capture(self._many)
         self.graph.replay()
 
 

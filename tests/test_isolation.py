@@ -199,15 +199,161 @@ def test_traced_kernels_cut_into_layers_that_tile_the_inference():
     ]
 
 
-def test_isolation_with_tensorrt_is_refused_before_anything_is_measured(tmp_path):
+def test_isolation_with_an_engine_file_is_a_one_line_flag_error(tmp_path, monkeypatch, capsys):
+    """An engine file has no torch model to split: a flag error (exit 2) in ``python -m model``
+    and in the sweep, before anything is measured; ``--backend tensorrt`` alone is accepted."""
+    from experiment import sweep
     from tests.conftest import ROOT
 
+    engine = tmp_path / "lenet.engine"
+    engine.write_bytes(b"any bytes: the flag rule comes first")
     model_dir = tmp_path / "lenet"
     model_dir.mkdir()
     (model_dir / "lenet_power_rails.csv").write_text("mono_ns,read_ns,timestamp,board_uW\n")
-    args = ["-m", "model", "--model", "lenet", "--backend", "tensorrt", "--isolation"]
     env = {"PYTHONPATH": f"{ROOT / 'tests' / 'doubles'}:{ROOT}"}
-    done = run_entry([*args, "--result-dir", str(tmp_path)], env=env)
-    assert done.returncode == 2, done.stderr[-1000:]  # a flag error: the sweep finds it too
-    assert "--isolation needs --backend torch" in done.stderr
+    for backend in ("tensorrt", "auto"):
+        args = ["-m", "model", "--model", "lenet", "--backend", backend, "--isolation"]
+        args += ["--engine", str(engine), "--result-dir", str(tmp_path)]
+        done = run_entry(args, env=env)
+        assert done.returncode == 2, done.stderr[-1000:]
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--engine FILE has no model" in lines[0], done.stderr
+        assert "drop --engine" in lines[0] and "Traceback" not in done.stderr
     assert not (model_dir / "lenet_markers.csv").exists()
+
+    with pytest.raises(SystemExit) as end:
+        sweep.parse_args(["--models", "lenet", "--engine", str(engine), "--isolation"])
+    err = capsys.readouterr().err
+    assert end.value.code == 2 and len(err.strip().splitlines()) == 1 and "has no model" in err
+    assert sweep.parse_args(["--models", "lenet", "--backend", "tensorrt", "--isolation"]).isolation
+
+
+def test_leaf_calls_are_captured_in_call_order_before_they_run():
+    """``capture_leaf_calls``: the PyTorch backend's names (a module called twice gets ``#2``),
+    each input copied before an in-place module changes it, as ordinary tensors (export takes
+    no inference tensors)."""
+    import torch
+    from torch import nn
+
+    from model.isolation import capture_leaf_calls
+
+    torch.manual_seed(0)
+    relu = nn.ReLU(inplace=True)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), relu, nn.Conv2d(2, 2, 1), relu).eval()
+    x = torch.randn(1, 1, 8, 8)
+    calls = capture_leaf_calls(model, x)
+    assert [name for name, _, _ in calls] == ["0:Conv2d", "1:ReLU", "2:Conv2d", "1:ReLU#2"]
+    assert [module for _, module, _ in calls] == [model[0], relu, model[2], relu]
+    with torch.no_grad():
+        before_relu = model[0](x)
+    (captured,) = calls[1][2]
+    assert torch.equal(captured, before_relu) and (captured < 0).any()  # not clamped in place
+    assert not any(t.is_inference() for _, _, args in calls for t in args)
+
+
+LENET_CALLS = ["0:Conv2d", "1:ReLU", "2:MaxPool2d", "3:Conv2d", "4:ReLU", "5:MaxPool2d"]
+LENET_CALLS += ["6:Flatten", "7:Linear", "8:ReLU", "9:Linear", "10:ReLU", "11:Linear"]
+LENET_TYPES = ["CaskConvolution", "ReLU", "CaskPooling"] * 2
+LENET_TYPES += ["Flatten", "CaskGemmConvolution", "ReLU", "CaskGemmConvolution", "ReLU"]
+LENET_TYPES += ["CaskGemmConvolution"]
+
+
+@pytest.mark.parametrize("version", ["2.4", "2.8", "2.13"])
+def test_tensorrt_units_compile_alone_and_a_failing_one_is_recorded(
+    version, logged, tmp_path, monkeypatch
+):
+    """Through the ``tensorrt``/``torch_tensorrt`` doubles: every leaf call of lenet (+ an
+    Identity) is compiled alone, on its captured input with ``min_block_size`` 1, inside its
+    own row; a unit whose build fails and one that leaves nothing to TensorRT get their errors
+    and the others are measured through our runtime."""
+    import torch
+    from torch import nn
+
+    from model.tensorrt_backend import TensorRTBackend
+    from model.zoo import lenet
+    from tests.test_tensorrt_backend import _use_double
+
+    torch_tensorrt = _use_double(monkeypatch, version)
+    import tensorrt
+
+    model = lenet().append(nn.Identity()).eval()  # no op: Torch-TensorRT leaves it to PyTorch
+    backend = TensorRTBackend("float32", 3, 5)
+    backend.prepare(model, torch.randn(1, 1, 32, 32))
+    calls = torch_tensorrt.dynamo.COMPILE_CALLS
+    whole = len(calls)
+    real_compile = torch_tensorrt.dynamo.compile
+
+    def builder_fails_on_the_second_conv(exported, inputs=None, **kwargs):
+        if tuple(inputs[0].shape) == (1, 6, 14, 14):
+            raise AssertionError()  # v2.4.0 _TRTInterpreter.run: `assert serialized_engine`
+        return real_compile(exported, inputs, **kwargs)
+
+    monkeypatch.setattr(torch_tensorrt.dynamo, "compile", builder_fails_on_the_second_conv)
+    layers = backend.isolated_layers()
+    assert len(calls) == whole  # nothing compiled yet: each unit compiles in its own row
+    assert [layer.name for layer in layers] == [*LENET_CALLS, "12:Identity"]
+    tensorrt.EXECUTIONS.clear()
+    out = tmp_path / "m_layer_isolation.csv"
+    isolate_layers(layers, PowerTail(logged), out, backend.time_block, 3, 0.05)
+
+    table = pd.read_csv(out)
+    assert list(table.columns) == COLUMNS
+    assert table["layer_name"].tolist() == [*LENET_CALLS, "12:Identity"]
+    assert table["layer_type"].tolist() == [*LENET_TYPES, "Identity"]
+    errors = table.set_index("layer_name")["error"]
+    assert errors["3:Conv2d"].startswith(
+        "BackendUnavailable: Torch-TensorRT could not compile layer 3:Conv2d: AssertionError"
+    )
+    assert "no TensorRT partition" in errors["12:Identity"]
+    ok = table[table["error"].isna()]
+    assert len(ok) == 11 and (ok["runs"] > 0).all() and (ok["distinct_updates"] >= 3).all()
+    assert (ok["median_runtime_ms"] > 0).all() and ok["mean_power_W"].notna().all()
+    assert table.loc[table["error"].notna(), "runs"].isna().all()
+
+    units = calls[whole:]  # the failed build never reached the double
+    shapes = [(1, 1, 32, 32), (1, 6, 28, 28), (1, 6, 28, 28), (1, 16, 10, 10), (1, 16, 10, 10)]
+    shapes += [(1, 16, 5, 5), (1, 400), (1, 120), (1, 120), (1, 84), (1, 84), (1, 10)]
+    assert [call["inputs"] for call in units] == [[shape] for shape in shapes]
+    assert all(call["min_block_size"] == 1 for call in units)
+    assert [call["ops"] for call in units][-1] == 0 and min(c["ops"] for c in units[:-1]) >= 1
+    for call in units:  # the whole model's settings otherwise
+        assert call["optimization_level"] == 3 and call["max_aux_streams"] == 0
+    # every run went through our runtime (the double's engine), none with a profiler attached
+    assert len(tensorrt.EXECUTIONS) >= ok["runs"].sum() and not any(tensorrt.EXECUTIONS)
+
+
+def test_tensorrt_isolation_end_to_end(tmp_path):
+    """``--isolation --backend tensorrt`` through the two-process measurement and the doubles
+    (Torch-TensorRT 2.8, float16 as on a Jetson): one row per lenet leaf call, each measured."""
+    import json
+
+    from tests.conftest import ROOT
+
+    result = tmp_path / "r"
+    args = ["--model", "lenet", "--power-source", "sim", "--backend", "tensorrt"]
+    args += ["--runs", "10", "--profile-runs", "5", "--warmup", "1", "--result-dir", str(result)]
+    args += ["--isolation", "--isolation-updates", "3", "--isolation-settle", "0.05"]
+    env = {"PYTHONPATH": f"{ROOT / 'tests' / 'doubles'}:{ROOT}", "EVB_TRT_DOUBLE_VERSION": "2.8"}
+    done = run_entry(["measure_inference_power.py", *args], timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    model_dir = result / "lenet"
+    table = pd.read_csv(model_dir / "lenet_layer_isolation.csv")
+    assert list(table.columns) == COLUMNS
+    assert table["layer_name"].tolist() == LENET_CALLS
+    assert table["layer_type"].tolist() == LENET_TYPES
+    assert table["error"].isna().all()
+    assert (table["distinct_updates"] >= 3).all() and (table["runs"] > 0).all()
+    assert (table["median_runtime_ms"] > 0).all() and (table["mean_power_W"] > 1).all()
+    assert (table["ci95_low_W"] <= table["mean_power_W"]).all()
+    assert (table["mean_power_W"] <= table["ci95_high_W"]).all()
+    assert (table["energy_per_run_mJ"] > 0).all()
+    assert (table["energy_source"] == "mean power x window").all()
+    markers = pd.read_csv(model_dir / "lenet_markers.csv")
+    assert (markers["event"] == "isolation_measure_end").sum() == len(table)
+    summary = json.loads((model_dir / "lenet_tensorrt.json").read_text())
+    assert summary["backend"]["torch_tensorrt"] == "2.8.0"
+    assert summary["isolation"] == {
+        "layers": len(table),
+        "failed": [],
+        "file": "lenet_layer_isolation.csv",
+    }

@@ -102,6 +102,30 @@ def test_the_2_8_debugger_with_the_python_runtime_raises_the_real_error(monkeypa
             torch_tensorrt.dynamo.compile(exported, [example], use_python_runtime=True)
 
 
+def test_too_few_ops_for_min_block_size_leave_the_graph_to_pytorch(
+    any_version, monkeypatch, caplog
+):
+    """The doubles' ``compile_module`` rule (``dynamo/_compiler.py`` at each tag): a graph with no
+    op, or fewer than ``min_block_size``, comes back with no TensorRT partition and a warning;
+    one module alone gets one partition with ``min_block_size=1``, however many are asked."""
+    import torch
+    from torch import nn
+
+    monkeypatch.setenv("EVB_TRT_DOUBLE_PARTITIONS", "2")
+    x = torch.randn(1, 4)
+
+    def partitions(module, min_block_size):
+        exported = torch.export.export(module, (x,))
+        compiled = any_version.dynamo.compile(exported, [x], min_block_size=min_block_size)
+        return [name for name, _ in compiled.named_children() if name.startswith("_run_on_acc")]
+
+    assert partitions(nn.ReLU(), 5) == []
+    assert "Skipping this subgraph, since min_block_size was detected to be 5" in caplog.text
+    assert partitions(nn.ReLU(), 1) == ["_run_on_acc_0"]  # one op: one partition at most
+    assert partitions(nn.Identity(), 1) == []  # no op at all
+    assert [call["ops"] for call in any_version.dynamo.COMPILE_CALLS[-3:]] == [1, 1, 0]
+
+
 def test_windows_end_where_the_layers_end_inside_the_stamped_span(any_version, monkeypatch):
     backend = _backend(monkeypatch)
     backend.attach_profilers()

@@ -80,3 +80,24 @@ def test_real_engine_profiles_every_layer_with_windows_inside_inferences(tmp_pat
         span = round(main.latency_ms.mul(1e6).round().sum()) + group.slack_ns.iloc[0]
         assert (group.start_mono_ns >= span_end - span).all()
         assert main.end_mono_ns.iloc[-1] == span_end
+
+
+def test_real_isolation_compiles_each_leaf_call_alone(tmp_path):
+    """``--isolation`` on real Torch-TensorRT (simulated power: only the compile and run path is
+    under test): one row per lenet leaf call, in call order; convolutions and GEMMs, which
+    TensorRT surely builds alone, measured without error."""
+    import pandas as pd
+
+    args = ["--model", "lenet", "--backend", "tensorrt", "--power-source", "sim"]
+    args += ["--runs", "50", "--warmup", "5", "--isolation", "--isolation-updates", "5"]
+    args += ["--isolation-settle", "0.5", "--result-dir", str(tmp_path)]
+    done = run_entry(["measure_inference_power.py", *args], timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "lenet" / "lenet_layer_isolation.csv")
+    print(table[["layer_name", "runs", "median_runtime_ms", "error"]].to_string())
+    assert table["layer_name"].tolist() == [
+        "0:Conv2d", "1:ReLU", "2:MaxPool2d", "3:Conv2d", "4:ReLU", "5:MaxPool2d",
+        "6:Flatten", "7:Linear", "8:ReLU", "9:Linear", "10:ReLU", "11:Linear",
+    ]  # fmt: skip
+    heavy = table[table["layer_name"].str.contains("Conv2d|Linear")]
+    assert heavy["error"].isna().all() and (heavy["runs"] > 0).all()

@@ -24,6 +24,9 @@ What each shape was checked against (pytorch/TensorRT, read at the tag):
   ``input_binding_names``/``output_binding_names``, engine run by the C++ runtime, profiler not
   reachable from Python); ``_TRTInterpreter.py``: DETAILED whenever a Debugger is active; the
   C++-runtime check of ``save_engine_profile`` as in 2.8 (this double has the C++ runtime).
+- **All three**: ``dynamo/_compiler.py`` ``compile_module`` returns the graph unchanged (no
+  TensorRT partition, a warning) when it has no supported op or fewer than ``min_block_size``;
+  so a single module compiles to TensorRT only with ``min_block_size`` at most its op count.
 """
 
 import os

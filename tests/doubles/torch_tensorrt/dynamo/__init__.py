@@ -1,9 +1,16 @@
 """``torch_tensorrt.dynamo`` double: ``compile`` splits the engine fixture's layers into TensorRT
-partitions (``EVB_TRT_DOUBLE_PARTITIONS``, default 1) with a PyTorch op between two, each built by
-the ``tensorrt`` double's builder. What each version does is in ``torch_tensorrt.__doc__``."""
+partitions (``EVB_TRT_DOUBLE_PARTITIONS``, default 1, at most one per op of the graph) with a
+PyTorch op between two, each built by the ``tensorrt`` double's builder. Any exported program
+compiles (a whole model or one module alone) and gets the fixture's engine, but a graph with no
+op, or fewer ops than ``min_block_size``, is returned with no TensorRT partition and a warning,
+as ``compile_module`` in ``dynamo/_compiler.py`` does at v2.4.0, v2.8.0 and v2.13.0 (every
+``call_function`` node of the exported graph counts as a supported op here; upstream counts the
+nodes with a converter after its decompositions). What each version does is in
+``torch_tensorrt.__doc__``."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import tensorrt as trt
@@ -226,17 +233,26 @@ def compile(
             "min_block_size": min_block_size,
             "max_aux_streams": max_aux_streams,
             "debugger": _DEBUGGER[-1].__dict__.copy() if _DEBUGGER else None,
+            "inputs": [tuple(x.shape) for x in inputs or []],  # what was compiled (the tests')
+            "ops": sum(n.op == "call_function" for n in exported_program.graph.nodes),
             **kwargs,
         }
     )
     _check_debugger(python_runtime)
+    ops = COMPILE_CALLS[-1]["ops"]
+    if ops == 0 or ops < min_block_size:
+        logging.getLogger("torch_tensorrt.dynamo._compiler").warning(
+            f"{ops} supported operations detected in subgraph containing {ops} computational "
+            f"nodes. Skipping this subgraph, since min_block_size was detected to be "
+            f"{min_block_size}"
+        )
+        return exported_program.module()
     module = _PythonModule if python_runtime else TorchTensorRTModule
+    n = min(_partitions(), ops)
     parts = [
         module(data, ins, outs, name=f"_run_on_acc_{i}")
         for i, (data, ins, outs) in enumerate(
-            _plans(
-                exported_program, inputs, enabled_precisions, max_aux_streams, debug, _partitions()
-            )
+            _plans(exported_program, inputs, enabled_precisions, max_aux_streams, debug, n)
         )
     ]
     graph = _Graph(parts)
