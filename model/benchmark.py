@@ -77,17 +77,23 @@ def _progress(iterable, desc: str, total: int):
     )
 
 
-def layer_sum_figures(medians: dict[str, float], span_ms: list[float], latencies) -> dict:
+def layer_sum_figures(
+    medians: dict[str, float], span_ms: list[float], latencies, concurrent: set[str]
+) -> dict:
     """Σ of the layer medians, and the median Σ of an inference's layer windows, against the
     unprofiled median latency: how far the profiled layer times add up to an inference timed
-    with nothing attached (1.0: exactly)."""
-    total = sum(v for v in medians.values() if not math.isnan(v))  # NaN: no record
+    with nothing attached (1.0: exactly). Layers in ``concurrent`` ran beside others (a
+    TensorRT auxiliary stream) and are left out of the sums."""
+    total = sum(
+        v for k, v in medians.items() if not math.isnan(v) and k not in concurrent
+    )  # NaN: no record
     timing = 1e3 * statistics.median(latencies)
     windows = statistics.median(span_ms) if span_ms and timing > 0 else None
     return {
         "sum_of_layer_medians_ms": total,
         "sum_of_layer_medians_per_timing_median": total / timing if timing > 0 else None,
         "median_sum_of_windows_per_timing_median": windows and windows / timing,
+        "concurrent_layers_not_summed": len(concurrent),
     }
 
 
@@ -133,12 +139,22 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
         span_ms: list[float] = []  # Σ window lengths: more than Σ layer times where gaps are
         markers.mark("profiling_start", time.monotonic_ns())
 
+        stream = (
+            4 + backend.record_columns.index("stream")
+            if "stream" in backend.record_columns
+            else None
+        )
+        concurrent: set[str] = set()  # layers on an auxiliary stream: not summed
+
         def add(done: list[tuple[int, list]]) -> None:
             for done_run, segments in done:
                 windows = layer_windows(segments)
                 if not windows:  # dropped by the backend, which counts it
                     continue
                 records.add(done_run, windows)
+                if stream is not None:
+                    concurrent.update(w[0] for w in windows if w[stream] != 0)
+                    windows = [w for w in windows if w[stream] == 0]
                 if len(sum_ms) < 100_000:  # bounded: enough for the figures below
                     sum_ms.append(sum(w[1] for w in windows))
                     span_ms.append(sum(w[3] - w[2] for w in windows) / 1e6)
@@ -172,7 +188,7 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
             "mean_sum_of_layers_ms": statistics.fmean(sum_ms) if sum_ms else None,
             "mean_sum_of_windows_ms": statistics.fmean(span_ms) if span_ms else None,
             "median_layer_ms": medians,
-            **layer_sum_figures(medians, span_ms, latencies),
+            **layer_sum_figures(medians, span_ms, latencies, concurrent),
             **backend.profiling_report(),
         },
         "timing": {

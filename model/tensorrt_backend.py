@@ -165,6 +165,12 @@ class _Engine(torch.nn.Module):
     def _bind(self, args) -> list:
         context = self.context
         for name, arg in zip(self.inputs, args, strict=True):
+            want = self._torch_dtype(self.engine.get_tensor_dtype(name))
+            if isinstance(arg, torch.Tensor) and arg.dtype != want:  # its bytes would be misread
+                raise RuntimeError(
+                    f"{self.label} takes {name} as {want}, got {arg.dtype}: build the engine "
+                    f"for the --dtype it is run with"
+                )
             x = torch.as_tensor(arg, device=self.device).contiguous()  # ints of dynamic shapes
             self._buffers[name] = x  # alive until the enqueued work is done
             if not context.set_input_shape(name, tuple(x.shape)):

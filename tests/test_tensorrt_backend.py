@@ -212,6 +212,26 @@ def test_aux_stream_layers_get_overlapping_windows(v24, monkeypatch):
     assert main[-1][3] == segment.end_ns
 
 
+def test_aux_stream_layers_are_left_out_of_the_layer_sum(v24, monkeypatch, tmp_path):
+    """They ran beside main-stream layers: adding them would count that time twice."""
+    import pandas as pd
+
+    from common.clock import Clock
+    from model.benchmark import BenchConfig, run_benchmark
+    from model.tensorrt_backend import TensorRTBackend
+    from model.zoo import lenet
+
+    cfg = BenchConfig("lenet", "float32", [1, 1, 32, 32], 2, 5, 3, 5, str(tmp_path), "tensorrt",
+                      "random", 3, max_aux_streams=-1)  # fmt: skip
+    backend = TensorRTBackend("float32", 3, 5, -1)
+    summary = run_benchmark(cfg, backend, lenet, Clock.from_env())["profiling"]
+    records = pd.read_csv(next(tmp_path.glob("lenet/*/*_layer_records.csv")))
+    aux = set(records.loc[records["stream"] != 0, "layer"])
+    assert summary["concurrent_layers_not_summed"] == len(aux) == 3
+    main = records[~records["layer"].isin(aux)].groupby("layer")["latency_ms"].median()
+    assert summary["sum_of_layer_medians_ms"] == pytest.approx(main.sum())
+
+
 def test_cuda_graphs_are_refused(monkeypatch):
     from model.backend import BackendUnavailable
 
@@ -233,6 +253,20 @@ def test_an_engine_file_is_profiled_the_same_way(monkeypatch, tmp_path):
     (tmp_path / "bad.engine").write_bytes(b"not an engine")
     with pytest.raises(BackendUnavailable, match="could not deserialize"):
         _backend(monkeypatch, engine_file=str(tmp_path / "bad.engine"))
+
+
+def test_an_input_of_another_dtype_than_the_engine_takes_is_refused(monkeypatch, tmp_path):
+    """The engine reads the bytes at the bound address as its own input type: a float16 tensor
+    bound to a float32 input would be misread, not converted."""
+    import torch
+
+    engine = _engine_file(monkeypatch, tmp_path / "lenet.engine")
+    backend = _backend(monkeypatch, engine_file=str(engine))
+    assert backend.input.dtype == torch.float32  # the engine file's own input type
+    backend.infer()
+    backend.input = backend.input.half()
+    with pytest.raises(RuntimeError, match=r"takes \S+ as torch\.float32, got torch\.float16"):
+        backend.infer()
 
 
 def test_placement_when_the_layers_exceed_the_span():
