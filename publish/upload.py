@@ -346,11 +346,24 @@ def download_all(local: Path, target: Target, settings: Settings) -> dict:
                 "download failed verification or transfer: "
                 f"{(pulled.stderr.strip().splitlines() or ['?'])[-1]}"
             )
-        runs = []
-        for pointer in pointers:
-            source = ws.dir / pointer.with_suffix("")
-            device, run = pointer.parent.name, source.name
-            shutil.copytree(source, local / device / run)
-            shutil.rmtree(source)
-            runs.append((device, run))
-    return {"runs": runs, "files": len(_files(local))}
+        runs = [(p.parent.name, p.stem, ws.dir / p.with_suffix("")) for p in pointers]
+        place_runs(runs, local)
+    return {"runs": [(device, run) for device, run, _ in runs], "files": len(_files(local))}
+
+
+def place_runs(runs: list[tuple[str, str, Path]], local: Path) -> None:
+    """Move each (device, run, source folder) to ``local/<device>/<run>`` as one step: into a
+    hidden staging folder beside ``local``, renamed to ``local`` when every run is in, so an
+    interrupted download leaves no run folder that looks whole (only the staging folder, if the
+    process was killed)."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=local.parent, prefix=f".{local.name}.partial-"))
+    try:
+        for device, run, source in runs:
+            (staging / device).mkdir(exist_ok=True)
+            shutil.move(source, staging / device / run)  # a rename on one file system
+        if local.exists():
+            local.rmdir()  # empty: checked before the download
+        staging.rename(local)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

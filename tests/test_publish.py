@@ -448,3 +448,39 @@ def test_ctrl_c_during_an_upload_is_one_line_and_130_and_the_same_command_resume
     again = data_version(tmp_path, remote, git_repo, *args)
     assert again.returncode == 0, again.stderr
     assert commits(git_repo) == 1
+
+
+def test_an_interrupted_download_leaves_no_run_folder(tmp_path, monkeypatch):
+    """``place_runs`` puts all runs in place in one rename, or none (and no staging folder)."""
+    import shutil
+
+    from publish import upload
+
+    sources = []
+    for device in ("a", "b"):
+        folder = tmp_path / "pulled" / device / "run1"
+        (folder / "lenet").mkdir(parents=True)
+        (folder / "lenet" / "status.json").write_text("{}")
+        sources.append((device, "run1", folder))
+    local = tmp_path / "dataset"
+    copies = []
+
+    def failing_move(src, dst):
+        copies.append(dst)
+        if len(copies) == 2:
+            raise OSError(28, "No space left on device")
+        return shutil.copytree(src, dst)  # a copy: the sources stay for the second try
+
+    monkeypatch.setattr(upload.shutil, "move", failing_move)
+    with pytest.raises(OSError, match="No space"):
+        upload.place_runs(sources, local)
+    assert not local.exists() and sorted(tmp_path.iterdir()) == [tmp_path / "pulled"]
+    monkeypatch.undo()
+    local.mkdir()  # an empty target, as the download allows
+    upload.place_runs(sources, local)  # moved for real this time
+    assert sorted(p.relative_to(local).as_posix() for p in local.rglob("status.json")) == [
+        "a/run1/lenet/status.json",
+        "b/run1/lenet/status.json",
+    ]
+    assert sorted(tmp_path.iterdir()) == [local, tmp_path / "pulled"]
+    assert not any((tmp_path / "pulled").rglob("status.json"))
