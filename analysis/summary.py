@@ -41,7 +41,7 @@ COLUMNS = [
 
 # decimals by unit suffix: ms to 0.1 µs, W to 1 mW, mJ to 1 µJ (µW to 1 mW, µJ to 1 µJ)
 DECIMALS = {"_ms": 4, "_s": 4, "_W": 3, "_mJ": 3, "_uW": -3, "_uJ": 0, "_us": 1, "_pct": 1}
-DECIMALS_OTHER = {"throughput_per_s": 2}
+DECIMALS_OTHER = {"throughput_per_s": 2, "runs": 0, "samples": 0, "distinct_updates": 0}  # counts
 
 
 def decimals(column: str) -> int | None:

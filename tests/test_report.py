@@ -191,3 +191,14 @@ def test_rounding_keeps_intervals_whole_and_never_narrower():
     assert out["ci95_high_uW"].tolist() == [10022000, 3000]
     assert out["power_uW"].tolist() == [9748000, 2000]
     assert out["mean_power_W"].tolist() == [0.3, 1.235]
+
+
+def test_counts_stay_whole_numbers_beside_a_row_without_them():
+    """A failed model has no run count: the others still read 30000, not 30000.0."""
+    from analysis.html_report import table_html
+    from analysis.summary import readable
+
+    out = readable(pd.DataFrame({"model": ["a", "b"], "runs": [30000.0, None], "samples": [5, 7]}))
+    assert out["runs"].tolist()[0] == 30000 and pd.isna(out["runs"].tolist()[1])
+    html = table_html(out)
+    assert '<td class="num">30000</td><td class="num">5</td>' in html and "30000.0" not in html
