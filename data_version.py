@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"(md5 {done['md5']}, {state})"
             )
         elif args.all_devices:
-            from analysis.summary import DATASET_TABLE, write_dataset_table
+            from analysis.summary import write_dataset_table
+            from common.layout import DATASET_TABLE
 
             done = download_all(args.local_dir_path, target, settings)
             write_dataset_table(args.local_dir_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common.layout import IDLE_JSON, LayoutError
 from common.process import EXIT_INTERRUPTED, StopFlag
-from common.settings import Setting, parser, resolve
+from common.settings import RESULT_DIR, parser, resolve
 from power.cli import IDLE_SETTINGS, SENSOR_SETTINGS, resolved_source
 from power.sensor import SensorNotFound
 
@@ -24,7 +24,7 @@ PROG = "measure_idling_power.py"
 SETTINGS = [
     *SENSOR_SETTINGS,
     *IDLE_SETTINGS,
-    Setting("result_dir", "raw_data", "result folder; idling_power.json goes at its top"),
+    RESULT_DIR,
 ]
 
 

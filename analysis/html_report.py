@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.estimates import DEFAULT_METHOD
 from analysis.summary import model_dirs, readable, summary_table
-from common.layout import REPORT, ResultPaths, read_status, write_text
+from common.layout import IDLE_JSON, REPORT, RUN_METADATA, ResultPaths, read_status, write_text
 
 PLOTS = (
     ("power_timeline", "Board power over the run, phases shaded"),
@@ -143,7 +143,7 @@ def metadata_html(result_dir: Path, meta: dict, idle: dict) -> str:
 
 
 def _image(model_dir: Path, plot: str, caption: str) -> str:
-    path = model_dir / f"{model_dir.name}_{plot}.png"
+    path = ResultPaths(model_dir.parent, model_dir.name).plots[plot]
     if not path.exists():
         return f"<p>{escape(caption)}: no plot ({path.name} is missing)</p>"
     data = base64.b64encode(path.read_bytes()).decode()
@@ -159,7 +159,7 @@ def warnings_for(model_dir: Path, analysis: dict, status: dict, meta: dict, idle
     out = []
     if status.get("status") != "complete":
         out.append(f"status {status.get('status', 'unknown')}: {status.get('reason') or '?'}")
-    power = _json(model_dir / f"{model_dir.name}_power_summary.json")
+    power = _json(ResultPaths(model_dir.parent, model_dir.name).power["summary"])
     if power.get("gaps_over_two_periods"):
         out.append(
             f"power log: {power['gaps_over_two_periods']} gaps over two sample periods "
@@ -188,7 +188,7 @@ def warnings_for(model_dir: Path, analysis: dict, status: dict, meta: dict, idle
 def layers_html(model_dir: Path) -> str:
     """Top layers by time and by energy, and the whole per-layer table (sortable): power and
     energy from the default estimator (``analysis.estimates``), windows from folding."""
-    folded_path = model_dir / f"{model_dir.name}_layer_power_folded.csv"
+    folded_path = ResultPaths(model_dir.parent, model_dir.name).layer_power_folded
     if not folded_path.exists():
         return "<p>No per-layer table.</p>"
     folded = pd.read_csv(folded_path)
@@ -233,7 +233,7 @@ def layers_html(model_dir: Path) -> str:
 def model_html(model_dir: Path, meta: dict, idle: dict) -> str:
     name = model_dir.name
     status = read_status(model_dir) or {}
-    analysis = _json(model_dir / f"{name}_analysis.json")
+    analysis = _json(ResultPaths(model_dir.parent, name).analysis)
     state = status.get("status", "unknown")
     cls = "ok" if state == "complete" else "warn"
     parts = [
@@ -271,11 +271,12 @@ def _pct(value) -> float | None:
 
 
 def render(result_dir: Path) -> str:
-    meta = _json(result_dir / "run_metadata.json")
-    idle = _json(result_dir / "idling_power.json")
+    meta = _json(result_dir / RUN_METADATA)
+    idle = _json(result_dir / IDLE_JSON)
     summary = summary_table(result_dir)
     simulated = idle.get("simulated") or any(
-        _json(d / f"{d.name}_power_summary.json").get("simulated") for d in model_dirs(result_dir)
+        _json(ResultPaths(result_dir, d.name).power["summary"]).get("simulated")
+        for d in model_dirs(result_dir)
     )
     title = f"edge-vision-benchmark: {meta.get('run_id') or result_dir.name}"
     banner = (

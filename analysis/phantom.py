@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.synthetic import T0, write_markers
-from common.layout import power_files
+from common.layout import IDLE_JSON, power_files
 from model.output import RECORDS_HEADER, ResultPaths
 from power.sensor_model import Ina3221, window_means
 
@@ -205,7 +205,7 @@ def rewrite_power(
     (model_dir / names["summary"]).write_text(
         json.dumps({"sensor": sensor, "simulated": True, "phantom": phantom}, indent=2) + "\n"
     )
-    (model_dir.parent / "idling_power.json").write_text(
+    (model_dir.parent / IDLE_JSON).write_text(
         json.dumps({"timestamp": "phantom", "avg_idle_power": truth["idle_uW"]}) + "\n"
     )
     return phantom

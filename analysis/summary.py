@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from common.layout import (
+    DATASET_TABLE,
     SUMMARY_CSV,
     LayoutError,
     ResultPaths,
@@ -122,7 +123,6 @@ def write_summary(result_dir: Path) -> pd.DataFrame:
     return table
 
 
-DATASET_TABLE = "runs.csv"
 DATASET_COLUMNS = [
     "device",
     "run",

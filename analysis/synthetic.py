@@ -97,7 +97,7 @@ def write_folder(
     mv = np.full(len(t), 5000.0)
     ma = power / mv
     wall = [clock.wall_string(int(x)) for x in t]
-    with open(paths.model_dir / f"{model}_power_rails.csv", "w") as f:
+    with open(paths.power["rails_csv"], "w") as f:
         f.write("mono_ns,read_ns,timestamp,board_uW,X_mV,X_mA,X_uW\n")
         f.writelines(
             f"{a},100,{w},{p!r},5000,{c!r},{p!r}\n"

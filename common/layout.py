@@ -27,6 +27,7 @@ IDLE_JSON = "idling_power.json"
 IDLE_PREFIX = "idle"
 RUN_METADATA = "run_metadata.json"
 SUMMARY_CSV = "summary.csv"
+DATASET_TABLE = "runs.csv"  # one row per model of every run of a downloaded dataset
 REPORT = "report.html"
 UPLOAD_JOURNAL = "upload_journal.json"
 SWEEP_LOCK = ".sweep.lock"

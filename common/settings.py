@@ -95,6 +95,14 @@ def between(lo, hi) -> Check:
     return check
 
 
+RESULT_DIR = Setting(
+    "result_dir",
+    "raw_data",
+    "result folder: idling_power.json at its top, a folder per model inside",
+    path=True,
+)
+
+
 def parser(settings: Iterable[Setting], **kwargs) -> OneLineParser:
     """An argument parser with a flag per setting, plus ``--spec`` and ``--verbose/--quiet``."""
     p = OneLineParser(**kwargs)

@@ -15,7 +15,7 @@ import sys
 from common.clock import Clock
 from common.layout import LayoutError
 from common.process import EXIT_INTERRUPTED, PARENT_PID_ENV, exit_with_parent
-from common.settings import Setting, between, not_negative, parser, positive, resolve
+from common.settings import RESULT_DIR, Setting, between, not_negative, parser, positive, resolve
 from model.backend import BACKENDS, DTYPES, BackendUnavailable
 from model.zoo import WEIGHTS, ModelError
 
@@ -114,7 +114,7 @@ MODEL_SETTINGS = [  # the profiler's settings (the seed's names), part of the ru
         "imagenet (torchvision's pretrained weights) or random; lenet is random",
         choices=WEIGHTS,
     ),
-    Setting("result_dir", "raw_data", "result folder; a folder per model inside", path=True),
+    RESULT_DIR,
 ]
 
 
