@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import subprocess
 from pathlib import Path
+
+from publish.tools import PublishError, Runner
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _git(*args: str) -> str:
-    """What ``git -C <this checkout> ARGS`` prints, stripped."""
-    done = subprocess.run(
-        ["git", "-C", str(PROJECT), *args], capture_output=True, text=True, timeout=5, check=True
-    )
-    return done.stdout.strip()
+    """What ``git ARGS`` in this checkout prints, stripped."""
+    return Runner({}, []).run(["git", *args], cwd=PROJECT, timeout=5).stdout.strip()
 
 
 def suite_version() -> dict:
@@ -27,7 +25,7 @@ def suite_version() -> dict:
         try:
             commit = _git("rev-parse", "HEAD")
             dirty = bool(_git("status", "--porcelain"))
-        except (OSError, subprocess.SubprocessError):
+        except (OSError, PublishError):  # no git, or not a checkout it can read
             pass
     try:
         version = importlib.metadata.version("edge-vision-benchmark")
