@@ -24,6 +24,7 @@ from pathlib import Path
 
 from power import hwmon, iio
 from power.sensor import Opener, Rail, Sensor, SensorNotFound, open_readonly
+from power.sensor_model import INA3221_DRIVERS, ina3221_period_s
 from power.sysfs_sensor import BoardInput, SysfsSensor
 
 SYSFS_ROOT_ENV = "EVB_SYSFS_ROOT"
@@ -111,11 +112,17 @@ def sysfs_sensor(
 
 
 def refresh_interval(rails: list[Rail], board: list[str]) -> float:
-    """Seconds between new values of the board-input rails' chips (``update_interval``, ms;
-    the INA3221's "7" is 3 × 2.2 ms = 6.6 ms rounded, §3); 20 ms where no chip says."""
-    values = [r.config.get("update_interval") for r in rails if r.name in board]
-    values = [6.6 if v == 7 else float(v) for v in values if v]
-    return min(values) / 1000.0 if values else 0.02
+    """Seconds between new values of the board-input rails' chips (``update_interval``, ms,
+    rounded by the driver: an INA3221's "7" is 3 × 2.2 ms = 6.6 ms, §3, recovered through its
+    conversion times); 20 ms where no chip says."""
+    values = []
+    for rail in (r for r in rails if r.name in board and r.config.get("update_interval")):
+        ms = rail.config["update_interval"]
+        exact = None
+        if rail.driver in INA3221_DRIVERS:
+            exact = ina3221_period_s(ms, rail.config.get("channels_enabled") or 3)
+        values.append(exact or ms / 1000.0)
+    return min(values) if values else 0.02
 
 
 def detect_source(root: Path | None = None) -> str:

@@ -70,6 +70,9 @@ def _chip_config(hwmon: Path) -> dict:
     for key in ("samples", "update_interval"):
         value = read_text(hwmon / key)
         config[key] = int(value) if value and value.lstrip("-").isdigit() else None
+    enabled = [read_text(hwmon / f"in{ch}_enable") for ch in (1, 2, 3)]  # INA3221 only
+    known = any(v is not None for v in enabled)  # a channel converts unless it reads "0"
+    config["channels_enabled"] = 3 - enabled.count("0") if known else None
     return config
 
 

@@ -25,6 +25,20 @@ from dataclasses import dataclass
 import numpy as np
 
 INA3221_DRIVERS = ("ina3221", "ina3221x")
+INA3221_CONVERSION_S = (140e-6, 204e-6, 332e-6, 588e-6, 1.1e-3, 2.116e-3, 4.156e-3, 8.244e-3)
+
+
+def ina3221_period_s(update_interval_ms: int, channels: int) -> float | None:
+    """The refresh period behind the driver's ``update_interval`` (ms, rounded to the closest:
+    channels × (bus + shunt conversion time), ``jetson-sysfs.md`` §5), from the datasheet's
+    conversion times; None where none of them, or more than one, rounds to that value (then
+    only the rounded figure is known)."""
+    fits = [
+        2 * channels * t
+        for t in INA3221_CONVERSION_S
+        if int(2 * channels * t * 1e3 + 0.5) == update_interval_ms
+    ]
+    return fits[0] if len(fits) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ def for_sensor(description: dict | None) -> tuple[Ina3221 | Instant, str | None]
         return Instant(), None
     on_chip = [r for r in rails if r.get("chip") == rail.get("chip")]
     period = float(description.get("refresh_interval_s") or 0.0066)
-    channels = max(len(on_chip), 1)
+    channels = rail.get("channels_enabled") or max(len(on_chip), 1)  # "NC" channels convert too
     return Ina3221(conversion_s=period / (2 * channels), channels=channels), board
 
 

@@ -10,7 +10,7 @@ import errno
 
 import pytest
 
-from power.discovery import board_input, find_rails, sysfs_sensor
+from power.discovery import board_input, find_rails, refresh_interval, sysfs_sensor
 from power.sensor import SensorNotFound
 from tests import sysfs_trees as trees
 
@@ -71,8 +71,30 @@ def test_agx_orin_jp6_skips_enodata_channels(tmp_path):
     assert any("No data available" in note for note in skipped), skipped
     sensor, power = board_power(tmp_path, opener)
     assert power == expected
-    # the board rails are on 0x40 (6.6 ms), not on 0x41 with its single channel (2 ms)
+    # the board rails are on 0x40 (6.6 ms), not on 0x41 with its single channel (2.2 ms)
     assert sensor.refresh_interval_s() == pytest.approx(0.0066)
+    second = next(r for r in rails if r.chip.endswith("0041"))
+    assert second.config["channels_enabled"] == 1 and second.config["update_interval"] == 2
+    assert refresh_interval([second], [second.name]) == pytest.approx(0.0022)
+
+
+@pytest.mark.parametrize(
+    "shown,channels,period_ms",
+    [
+        (7, 3, 6.6),  # the driver default: 1.1 ms conversions
+        (4, 3, 3.528),  # 588 µs
+        (2, 3, 1.992),  # 332 µs: 1 % from "2", outside the fit's search
+        (2, 1, 2.2),
+        (13, 3, 12.696),
+        (1, 3, None),  # 140 µs and 204 µs both show "1": only the rounded value is known
+        (5, 3, None),  # no conversion time gives it
+    ],
+)
+def test_the_ina3221_period_behind_its_rounded_update_interval(shown, channels, period_ms):
+    from power.sensor_model import ina3221_period_s
+
+    got = ina3221_period_s(shown, channels)
+    assert got == (None if period_ms is None else pytest.approx(period_ms / 1e3))
 
 
 @pytest.mark.parametrize("folder", ["iio:device0", "iio_device"])
