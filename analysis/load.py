@@ -161,6 +161,16 @@ def phase(markers: pd.DataFrame, name: str) -> tuple[int, int] | None:
     return None
 
 
+def intervals(markers: pd.DataFrame, name: str) -> np.ndarray:
+    """(start, end) ns of every ``<name>_start``/``<name>_end`` pair, in time order: shape
+    (n, 2). A start without its end (a killed run) is left out."""
+    events = markers.set_index("event")["mono_ns"]
+    starts = np.sort(np.atleast_1d(events.get(f"{name}_start", pd.Series(dtype="int64"))))
+    ends = np.sort(np.atleast_1d(events.get(f"{name}_end", pd.Series(dtype="int64"))))
+    n = min(len(starts), len(ends))
+    return np.column_stack([starts[:n], ends[:n]]).astype(np.int64)
+
+
 def load_idle(result_dir: Path) -> float | None:
     """Idle board power (µW) from ``idling_power.json``; None where there is none. A file
     that is there but unusable (truncated, garbled, no figure) is an ``AnalysisError``: the

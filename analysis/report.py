@@ -13,6 +13,7 @@ from analysis.folding import folded_layers, folded_trace
 from analysis.load import (
     AnalysisError,
     check_overlap,
+    intervals,
     load_idle,
     load_markers,
     load_power,
@@ -24,6 +25,7 @@ from analysis.mapping import layer_power_table
 from analysis.sensor_lsq import sensor_lsq
 from analysis.summary import readable
 from common.layout import ResultPaths, replacing, write_json
+from model.output import PAUSE
 
 
 def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
@@ -56,7 +58,7 @@ def analyse_model(model_dir: Path, make_plots: bool = True) -> dict:
     with replacing(paths.layer_power_folded) as tmp:
         readable(folded).to_csv(tmp, index=False)
 
-    lsq, lsq_info = sensor_lsq(records, power, idle, profiling)
+    lsq, lsq_info = sensor_lsq(records, power, idle, profiling, intervals(markers, PAUSE))
     estimates = estimates_table(lsq, folded, mapped, records.names, idle)
     with replacing(paths.layer_power_estimates) as tmp:
         readable(estimates).to_csv(tmp, index=False)

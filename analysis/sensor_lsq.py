@@ -207,14 +207,29 @@ def per_inference_times(records) -> tuple[np.ndarray, float, int]:
     return busy / len(runs), float(np.mean(spans)), len(runs)
 
 
-def sensor_lsq(records, power, idle_uw: float | None, span: tuple[int, int]):
+def outside(start: np.ndarray, end: np.ndarray, pauses: np.ndarray) -> np.ndarray:
+    """Which reading windows [start, end] overlap none of the (sorted, disjoint) pauses."""
+    if not len(pauses):
+        return np.ones(len(start), dtype=bool)
+    i = np.searchsorted(pauses[:, 0], end, side="right") - 1  # the last pause starting by end
+    return (i < 0) | (pauses[np.maximum(i, 0), 1] < start)
+
+
+def sensor_lsq(records, power, idle_uw: float | None, span: tuple[int, int], pauses=()):
     """The per-layer table of the sensor-aware estimator and what the fit found (for the JSON).
+    Readings that overlap a pause of the profiling pass (``pauses``, (start, end) ns: a kernel
+    trace being collected, no inference running) are left out: the between-layers level is the
+    power between inferences, not that of a pause.
 
     Table columns: ``layer_name, power_uW, ci95_low_uW, ci95_high_uW, power_excl_idle_uW,
     energy_uJ, n_readings, ill_conditioned``.
     """
     tried = []
-    for start, end, y, info in sensor_readings(power, span):
+    pauses = np.asarray(pauses, dtype=np.int64).reshape(-1, 2)
+    for all_start, all_end, all_y, info in sensor_readings(power, span):
+        keep = outside(all_start, all_end, pauses)
+        info["readings_in_pauses"] = int((~keep).sum())
+        start, end, y = all_start[keep], all_end[keep], all_y[keep]
         tried.append((solve_levels(design_matrix(records, start, end), y), info, start, end, y))
     fit, info, start, end, y = min(
         tried, key=lambda pair: np.nan_to_num(pair[0]["residual_rms_uW"], nan=np.inf)

@@ -58,7 +58,7 @@ def profiled(backend, n: int) -> tuple[float, float, float, int]:
 def go_eager(backend) -> None:
     """The same backend without its graph (what it does when the model cannot be captured)."""
     backend.graph, backend.execution = None, "eager"
-    backend.layer_kernels = tb.calibrate(backend, None)
+    backend.layer_kernels, backend.prologue = tb.calibrate(backend, None)
 
 
 def measure(backend, runs: int) -> dict:

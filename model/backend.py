@@ -11,6 +11,27 @@ DTYPES = ("float16", "bfloat16", "float32")
 BACKENDS = ("auto", "tensorrt", "torch")
 
 
+def leaf_modules(model) -> list[tuple[str, object]]:
+    """(name, module) of every leaf module of ``model``, named ``<qualified name>:<type>``
+    (``model`` for a model that is itself a leaf): the layer names of both backends' tables."""
+    return [
+        (f"{name or 'model'}:{type(m).__name__}", m)
+        for name, m in model.named_modules()
+        if not list(m.children())
+    ]
+
+
+class CallNames:
+    """The names of successive calls: a leaf's name, then ``name#2``, ``name#3``, ..."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, name: str) -> str:
+        n = self.counts[name] = self.counts.get(name, 0) + 1
+        return name if n == 1 else f"{name}#{n}"
+
+
 class BackendUnavailable(RuntimeError):
     """The backend cannot run here (no TensorRT, no GPU, unsupported precision)."""
 
@@ -86,6 +107,12 @@ class Backend(ABC):
         returned ``segments``: that run's, or, for a backend that collects its layer times in
         batches (``profiled_infer`` returned None), those of the batch that just ended."""
         return [] if segments is None else [(run, segments)]
+
+    def pauses(self) -> list[tuple[int, int]]:
+        """(start, end) host monotonic ns of the profiling pass's pauses since the last call:
+        time that belongs to no inference (a kernel trace being collected), for the analysis to
+        leave out."""
+        return []
 
     def finish_profiling(self) -> list[tuple[int, list]]:
         """The (run, segments) still held back when the profiling pass ends."""

@@ -21,7 +21,14 @@ from pathlib import Path
 
 from common.layout import write_text
 from model.backend import Backend
-from model.output import MarkerWriter, RecordWriter, ResultPaths, write_layer_latency, write_summary
+from model.output import (
+    PAUSE,
+    MarkerWriter,
+    RecordWriter,
+    ResultPaths,
+    write_layer_latency,
+    write_summary,
+)
 from model.windows import layer_windows
 
 
@@ -97,6 +104,13 @@ def layer_sum_figures(
     }
 
 
+def pauses(backend: Backend, markers: MarkerWriter) -> None:
+    """Mark the backend's pauses (time in the profiling pass that is no inference's)."""
+    for start, end in backend.pauses():
+        markers.mark(PAUSE + "_start", start)
+        markers.mark(PAUSE + "_end", end)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -168,7 +182,9 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
             if run < 100_000 and segments != []:  # []: dropped by the backend, which counts it
                 wall_ms.append((end - anchor) / 1e6)
             add(backend.completed(run, segments))
+            pauses(backend, markers)
         add(backend.finish_profiling())
+        pauses(backend, markers)
         markers.mark("profiling_end", time.monotonic_ns())
         names = records.close()
         if cfg.isolation:

@@ -260,8 +260,8 @@ def _profile(args) -> int:
     cfg.backend = backend.name
     if args.isolation and not backend.supports_isolation:
         raise BackendUnavailable(
-            f"--isolation is not available for the {backend.name} backend with these settings; "
-            "use --backend torch"
+            f"--isolation is not available for the {backend.name} backend with these settings "
+            "(an --engine file has no model to take layers from): drop --engine or --isolation"
         )
     summary = run_benchmark(
         cfg, backend, lambda: load_model(args.model, cfg.weights), Clock.from_env()

@@ -94,18 +94,15 @@ def capture_leaf_calls(model, example) -> list[tuple[str, object, tuple]]:
     ``inference_mode``), so ``torch.export`` can take them."""
     import torch
 
-    leaves = [
-        (f"{name or 'model'}:{type(m).__name__}", m)
-        for name, m in model.named_modules()
-        if not list(m.children())
-    ]
+    from model.backend import CallNames, leaf_modules
+
+    leaves = leaf_modules(model)
     captured: list[tuple[str, object, tuple]] = []
-    counts: dict[str, int] = {}
+    call_name = CallNames()
 
     def hook_for(name):
         def hook(module, inputs):
-            counts[name] = counts.get(name, 0) + 1
-            call = name if counts[name] == 1 else f"{name}#{counts[name]}"
+            call = call_name(name)
             args = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs)
             captured.append((call, module, args))
 
@@ -280,16 +277,23 @@ def isolate_layers(
             except IsolationError:
                 raise
             except Exception as exc:  # one layer failing never ends the others
-                row["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
-            finally:
+                row["error"] = _error(exc)
+            try:
                 if layer.release is not None:
                     layer.release()
+            except Exception as exc:  # recorded with the row; the others go on
+                failed = [row.get("error"), "release: " + _error(exc)]
+                row["error"] = "; ".join(filter(None, failed))
             rows.append(row)
             writer.write(",".join(_cell(row.get(c)) for c in COLUMNS) + "\n")
             writer.flush()
     finally:
         writer.close()
     return rows
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
 
 
 def _isolate(layer, index, tail, timer, updates, settle_s, mark, max_layer_s) -> dict:

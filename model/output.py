@@ -25,6 +25,7 @@ from common.linefile import LineWriter
 
 __all__ = [  # ResultPaths is re-exported for the backends that import it from here
     "MARKERS_HEADER",
+    "PAUSE",
     "RECORDS_HEADER",
     "MarkerWriter",
     "RecordWriter",
@@ -35,6 +36,7 @@ __all__ = [  # ResultPaths is re-exported for the backends that import it from h
 
 RECORDS_HEADER = "run,layer,latency_ms,start_mono_ns,end_mono_ns\n"
 MARKERS_HEADER = "event,run,mono_ns,timestamp\n"
+PAUSE = "trace_pause"  # <PAUSE>_start/_end markers: profiling time that is no inference's
 
 
 class MarkerWriter:

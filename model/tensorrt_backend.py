@@ -31,6 +31,7 @@ only (checked against pytorch/TensorRT at the tags named there).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import statistics
@@ -383,10 +384,14 @@ class TensorRTBackend(Backend):
         from model.isolation import Layer
 
         held: dict = {}
+        unit = module
+        if getattr(module, "inplace", False):  # relu_ on a graph input: export it out of place
+            unit = copy.copy(module)  # (the same op; the shared model keeps its module)
+            unit.inplace = False
 
         def prepare() -> None:  # export refuses to trace inside the isolation's inference_mode
             with self.torch.inference_mode(False), self.torch.no_grad():
-                held["compiled"], _ = self._build(module, args, 1, f"layer {call}")
+                held["compiled"], _ = self._build(unit, args, 1, f"layer {call}")
 
         def run():
             return held["compiled"](*args)

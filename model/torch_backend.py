@@ -17,14 +17,17 @@ half-precision path); the summary records both the asked and the used dtype.
 from __future__ import annotations
 
 import gc
+import logging
 import math
+import os
 import time
 
-from model.backend import Backend, torch_dtype
+from model.backend import Backend, CallNames, leaf_modules, torch_dtype
 from model.windows import Segment
 
 KERNEL_BATCH = 200  # profiled CUDA inferences per kernel trace
 RESUME_S = 0.5  # untraced inferences before each traced batch: power and clocks back to load
+log = logging.getLogger("model")
 
 TRT_TYPES = {
     "Conv2d": "CaskConvolution",
@@ -102,7 +105,8 @@ def layer_parameters(module, out_shape) -> dict:
 
 
 class TorchBackend(Backend):
-    """Eager PyTorch with hooks on every leaf module (only during the profiling pass)."""
+    """PyTorch: on the CPU eager with hooks on every leaf module (profiling pass only); on CUDA
+    replayed from a CUDA graph, layer times from the replayed kernels (``_KernelTrace``)."""
 
     name = "torch"
     supports_isolation = True
@@ -122,13 +126,9 @@ class TorchBackend(Backend):
         dtype = torch_dtype(self.dtype)
         self.model = model.to(self.device, dtype)
         self.input = example.to(self.device, dtype)
-        self.leaves = [
-            (f"{name or 'model'}:{type(m).__name__}", m)
-            for name, m in model.named_modules()
-            if not list(m.children())
-        ]
+        self.leaves = leaf_modules(model)
         self.layers = self._trace_layers()
-        self.graph, self.execution, self.layer_kernels = None, "eager", None
+        self.graph, self.execution, self.layer_kernels, self.prologue = None, "eager", None, 0
         self.record_columns = ("busy_ms",) if self.cuda else ()
         if self.cuda:
             self._use_graph()
@@ -136,12 +136,14 @@ class TorchBackend(Backend):
     def _use_graph(self) -> None:
         """Replay a CUDA graph of the model from now on, if it can be captured and it launches
         the kernels the calibration counted per layer; else stay eager and say why."""
+        cupti_for_graphs(self.torch)
         try:
             graph = self.capture(self.eager)
-            self.layer_kernels = calibrate(self, graph)
+            self.layer_kernels, self.prologue = calibrate(self, graph)
         except Exception as exc:  # any capture failure: eager is still a valid measurement
-            self.execution = f"eager (CUDA graph failed: {type(exc).__name__}: {exc})"[:300]
-            self.layer_kernels = calibrate(self, None)
+            self.execution = f"eager (CUDA graph failed: {_cause(exc)})"[:300]
+            log.warning("%s", self.execution)
+            self.layer_kernels, self.prologue = calibrate(self, None)
             return
         self.graph, self.execution = graph, "cuda_graph"
 
@@ -149,26 +151,29 @@ class TorchBackend(Backend):
         """A CUDA graph of ``body``, warmed up on a side stream first (as ``torch.cuda.graph``
         asks: lazy initialisations must not happen during capture)."""
         torch = self.torch
+        current = torch.cuda.current_stream(self.device)
         side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
+        side.wait_stream(current)
         with torch.cuda.stream(side):
             for _ in range(3):
                 body()
-        torch.cuda.current_stream(self.device).wait_stream(side)
+        current.wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(graph):
-            body()
+        try:
+            with torch.inference_mode(), torch.cuda.graph(graph):
+                body()
+        finally:  # a capture that fails in capture_end leaves its own stream current
+            torch.cuda.set_stream(current)
         return graph
 
     def _trace_layers(self) -> list[dict]:
         """One forward with shape hooks: inspector-style info per leaf call, in call order."""
         layers: list[dict] = []
-        counts: dict[str, int] = {}
+        call_name = CallNames()
 
         def hook_for(name):
             def hook(module, inputs, output):
-                counts[name] = counts.get(name, 0) + 1
-                call = name if counts[name] == 1 else f"{name}#{counts[name]}"
+                call = call_name(name)
                 outs = _tensors(output)
                 layers.append(
                     {
@@ -265,12 +270,11 @@ class TorchBackend(Backend):
             return None
         self._calls.clear()
         self.infer()
-        counts: dict[str, int] = {}
-        layers = []
-        for name, start, end in self._calls:
-            counts[name] = counts.get(name, 0) + 1
-            call = name if counts[name] == 1 else f"{name}#{counts[name]}"
-            layers.append((call, (end - start) / 1e6, start - anchor_ns))
+        call_name = CallNames()
+        layers = [
+            (call_name(name), (end - start) / 1e6, start - anchor_ns)
+            for name, start, end in self._calls
+        ]
         return [Segment(anchor_ns, layers)]
 
     def completed(self, run, segments):
@@ -284,6 +288,12 @@ class TorchBackend(Backend):
 
     def profiling_report(self) -> dict:
         return self._kernels.describe() if self.cuda else {"layer_times": "host clock in hooks"}
+
+    def pauses(self) -> list[tuple[int, int]]:
+        if not self.cuda:
+            return []
+        out, self._kernels.pauses = self._kernels.pauses, []
+        return out
 
     def synchronize(self) -> None:
         if self.cuda:
@@ -353,26 +363,27 @@ def trace(torch, body) -> list[tuple[int, int, str]]:
     return device_kernels(prof)
 
 
-def calibrate(backend: TorchBackend, graph) -> list[tuple[str, int]]:
-    """(leaf call, kernels it launches) in call order, from one inference with a marker kernel
-    (``torch.cuda._sleep(0)``) launched before each leaf call. With a CUDA ``graph``, the marked
-    inference is a graph too, and ``graph`` must replay the same kernels in the same order
-    (else RuntimeError: its kernels could not be cut into layers)."""
+def calibrate(backend: TorchBackend, graph) -> tuple[list[tuple[str, int]], int]:
+    """(leaf call, kernels it launches) in call order, and the number of kernels before the
+    first leaf call (the prologue: a graph replay's own kernels, such as the two fills of its
+    RNG state in torch < 2.7, and the model's code before its first leaf), from one inference
+    with a marker kernel (``torch.cuda._sleep(0)``) launched before each leaf call. With a CUDA
+    ``graph``, the marked inference is a graph too, and ``graph`` must replay the same kernels
+    in the same order (else RuntimeError: its kernels could not be cut into layers)."""
     torch = backend.torch
     calls: list[str] = []
-    counts: dict[str, int] = {}
+    call_name = CallNames()
 
     def hook_for(name):
         def hook(module, inputs):
-            counts[name] = counts.get(name, 0) + 1
-            calls.append(name if counts[name] == 1 else f"{name}#{counts[name]}")
+            calls.append(call_name(name))
             torch.cuda._sleep(0)
 
         return hook
 
     def marked() -> None:  # only the last pass counts (a capture warms up first)
         calls.clear()
-        counts.clear()
+        call_name.counts.clear()
         backend.eager()
 
     handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in backend.leaves]
@@ -383,13 +394,14 @@ def calibrate(backend: TorchBackend, graph) -> list[tuple[str, int]]:
         for handle in handles:
             handle.remove()
     per_call: list[int] = []
+    prologue = 0
     for _, _, name in kernels:
         if "spin_kernel" in name:
             per_call.append(0)
         elif per_call:
             per_call[-1] += 1
         else:
-            raise RuntimeError(f"kernel {name} ran before the first layer's marker")
+            prologue += 1
     if len(per_call) != len(calls):
         raise RuntimeError(f"calibration saw {len(per_call)} layer markers for {len(calls)} calls")
     if graph is not None:
@@ -397,7 +409,29 @@ def calibrate(backend: TorchBackend, graph) -> list[tuple[str, int]]:
         got = [name for *_, name in trace(torch, graph.replay)]
         if got != want:
             raise RuntimeError(f"the graph replays {len(got)} kernels, the marked one {len(want)}")
-    return list(zip(calls, per_call, strict=True))
+    return list(zip(calls, per_call, strict=True)), prologue
+
+
+def cupti_for_graphs(torch) -> None:
+    """What ``torch.profiler`` does before tracing CUDA graphs it knows of (ours it does not):
+    below CUDA 12.6, CUPTI must not be torn down and re-initialised while graphs exist (a crash,
+    per ``torch/profiler/profiler.py``); and CUPTI is initialised once before the first capture
+    (``torch.profiler._utils._init_for_cuda_graphs``, pytorch issue 75504)."""
+    from torch.torch_version import TorchVersion
+
+    if TorchVersion(torch.version.cuda or "0.0") < "12.6":
+        os.environ["DISABLE_CUPTI_LAZY_REINIT"] = "1"
+        os.environ["TEARDOWN_CUPTI"] = "0"
+    with torch.autograd.profiler.profile():
+        pass
+
+
+def _cause(exc: BaseException) -> str:
+    """The error and, where it followed another (a failed capture's capture_end), that one."""
+    text = f"{type(exc).__name__}: {exc}"
+    if exc.__context__ is not None:
+        text += f" (after {type(exc.__context__).__name__}: {exc.__context__})"
+    return text
 
 
 class _Replay:
@@ -410,6 +444,7 @@ class _Replay:
     """
 
     REPLAY_S = 0.5e-3
+    PROBE = 8
 
     def __init__(self, backend: TorchBackend, body) -> None:
         self.backend, self.body, self.graph, self.reps = backend, body, None, 1
@@ -419,10 +454,12 @@ class _Replay:
             self.body()
 
     def prepare(self) -> None:
-        one = self.backend.capture(self.body)
-        seconds = min(self.backend.time_block(one.replay) for _ in range(5))
+        """Time a graph of ``PROBE`` calls (its launch spread over them), then capture ``reps``."""
+        self.reps = self.PROBE
+        probe = self.backend.capture(self._many)
+        seconds = min(self.backend.time_block(probe.replay) for _ in range(5)) / self.PROBE
         self.reps = max(1, min(256, math.ceil(self.REPLAY_S / max(seconds, 1e-7))))
-        self.graph = one if self.reps == 1 else self.backend.capture(self._many)
+        self.graph = probe if self.reps == self.PROBE else self.backend.capture(self._many)
 
     def release(self) -> None:
         self.graph = None
@@ -457,10 +494,12 @@ class _KernelTrace:
     def __init__(self, backend: TorchBackend) -> None:
         self.backend = backend
         self.layers = backend.layer_kernels
-        self.per_inference = sum(n for _, n in self.layers)
+        self.prologue = backend.prologue  # kernels of each inference before its first layer
+        self.per_inference = self.prologue + sum(n for _, n in self.layers)
         self.anchors: list[int] = []  # host anchors of the inferences traced so far
         self.runs: list[int] = []  # and their run numbers
         self.dropped_batches = 0
+        self.pauses: list[tuple[int, int]] = []  # (start, end) host ns of collections
         self.profiler = None
         self._start()
 
@@ -473,14 +512,16 @@ class _KernelTrace:
         from torch.profiler import ProfilerActivity, profile
 
         deadline = time.monotonic() + RESUME_S
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # one at a time: the device time is RESUME_S too
             self.backend.infer()
-        self.backend.synchronize()
+            self.backend.synchronize()
         self.profiler = profile(activities=[ProfilerActivity.CUDA])
         self.profiler.start()
 
     def collect(self, last: bool = False) -> list[tuple[int, list[Segment]]]:
-        """Stop the trace, cut its kernels into the held-back inferences, restart it."""
+        """Stop the trace, cut its kernels into the held-back inferences, restart it. The time
+        from the stop to the restart is a pause of the profiling pass (``pauses``)."""
+        paused = time.monotonic_ns()
         self.profiler.stop()
         kernels = device_kernels(self.profiler)
         self.profiler = None
@@ -488,12 +529,13 @@ class _KernelTrace:
         anchors, runs, self.anchors, self.runs = self.anchors, self.runs, [], []
         if not last:
             self._start()
-        k = self.per_inference
+        self.pauses.append((paused, time.monotonic_ns()))
+        k, p = self.per_inference, self.prologue
         if len(kernels) != k * len(anchors):  # an unexpected kernel: this batch is dropped
             self.dropped_batches += 1
             return []
         return [
-            (run, [Segment(anchor, cut_layers(kernels[i * k : (i + 1) * k], self.layers))])
+            (run, [Segment(anchor, cut_layers(kernels[i * k + p : (i + 1) * k], self.layers))])
             for i, (run, anchor) in enumerate(zip(runs, anchors, strict=True))
         ]
 
@@ -502,6 +544,7 @@ class _KernelTrace:
             "layer_times": "device kernel times (CUPTI through torch.profiler), no hooks",
             "execution": self.backend.execution,
             "kernels_per_inference": self.per_inference,
+            "kernels_before_the_first_layer": self.prologue,
             "kernel_batch": KERNEL_BATCH,
             "dropped_batches": self.dropped_batches,
         }

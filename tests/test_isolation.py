@@ -120,6 +120,19 @@ def test_a_run_of_several_calls_counts_each_call(logged, tmp_path):
     assert rows[0]["runs"] == 3 * (run.invocations - 1)
 
 
+def test_a_layer_whose_release_fails_is_recorded_and_the_next_one_runs(logged, tmp_path):
+    def release():
+        raise RuntimeError("engine still in use")
+
+    layers = [Layer("a:Conv2d", "CaskConvolution", busy, release=release)]
+    layers.append(Layer("b:ReLU", "ReLU", busy))
+    out = tmp_path / "m_layer_isolation.csv"
+    rows = isolate_layers(layers, PowerTail(logged), out, host_timer, 2, 0)
+    assert rows[0]["error"] == "release: RuntimeError: engine still in use"
+    assert rows[0]["runs"] > 0 and rows[1]["runs"] > 0 and not rows[1].get("error")
+    assert pd.read_csv(out)["layer_name"].tolist() == ["a:Conv2d", "b:ReLU"]
+
+
 def test_a_power_log_that_stops_growing_ends_isolation(tmp_path, monkeypatch):
     from model import isolation
 
@@ -357,3 +370,24 @@ def test_tensorrt_isolation_end_to_end(tmp_path):
         "failed": [],
         "file": "lenet_layer_isolation.csv",
     }
+
+
+def test_an_inplace_module_is_compiled_alone_out_of_place(monkeypatch):
+    """torchvision's ReLU(inplace=True) would export as a mutation of the unit's only input
+    (aten.relu_); the unit is a copy with ``inplace`` off, and the model keeps its module."""
+    import torch
+    from torch import nn
+
+    from model.tensorrt_backend import TensorRTBackend
+    from tests.test_tensorrt_backend import _use_double
+
+    _use_double(monkeypatch, "2.8")
+    relu = nn.ReLU(inplace=True)
+    backend = TensorRTBackend("float32", 3, 1)  # min_block_size 1: the two ops compile
+    backend.prepare(nn.Sequential(nn.Conv2d(1, 2, 3), relu).eval(), torch.randn(1, 1, 8, 8))
+    built = []
+    backend._build = lambda unit, args, min_block, what: (built.append(unit), (None, None))[1]
+    for layer in backend.isolated_layers():
+        layer.prepare()
+    assert [type(u).__name__ for u in built] == ["Conv2d", "ReLU"]
+    assert built[1].inplace is False and built[1] is not relu and relu.inplace is True
