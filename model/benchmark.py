@@ -150,7 +150,7 @@ def run_benchmark(cfg: BenchConfig, backend: Backend, load_model, clock) -> dict
         records = RecordWriter(paths, backend.record_columns)
         wall_ms: list[float] = []
         sum_ms: list[float] = []
-        span_ms: list[float] = []  # Σ window lengths: more than Σ layer times where gaps are
+        span_ms: list[float] = []  # Σ window lengths (equal to Σ layer times on CUDA)
         markers.mark("profiling_start", time.monotonic_ns())
 
         stream = (

@@ -17,10 +17,10 @@ interval is then too narrow. A layer that fails is recorded with its error; the 
 How isolation differs from in-model numbers: the layer's input and weights stay in the caches
 (in the model the previous layer's output is there instead); the clocks settle to this layer's
 load alone; nothing is fused across layer boundaries. On the CPU each run pays its own call,
-as in the model; on CUDA each layer is replayed from its own CUDA graph, as the model is, with
-enough calls per replay to keep the GPU busy (``torch_backend._Replay``); on the TensorRT
-backend each run is an enqueue of the layer's own engine, where in the model one enqueue covers
-a whole partition.
+as in the model; on CUDA, where the model was captured, each layer is replayed from its own
+CUDA graph, as the model is, with enough calls per replay to keep the GPU busy
+(``torch_backend._Replay``); on the TensorRT backend each run is an enqueue of the layer's own
+engine, where in the model one enqueue covers a whole partition.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ COLUMNS = [
     "distinct_updates",
     "settle_s",
     "measured_s",
+    "prepare_s",
     "error",
 ]
 CHUNK_S = 0.005  # a timed chunk of runs lasts about this long
@@ -271,7 +272,9 @@ def isolate_layers(
             row = {"layer_name": layer.name, "layer_type": layer.type, "settle_s": settle_s}
             try:
                 if layer.prepare is not None:  # e.g. a compile: before the settle window
+                    began = time.monotonic()
                     layer.prepare()
+                    row["prepare_s"] = time.monotonic() - began
                 row.update(_isolate(layer, i, tail, timer, updates, settle_s, mark, max_layer_s))
                 row.update(power_row(tail, row.pop("start"), row.pop("end"), row["runs"], idle_uw))
             except IsolationError:

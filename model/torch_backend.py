@@ -2,8 +2,8 @@
 
 Runs on CPU and CUDA, wherever TensorRT is absent. On the CPU, forward hooks read the monotonic
 clock around each leaf call. On CUDA the model is captured once in a CUDA graph and every
-inference (timed, profiled, isolated) is a replay of it: an eager batch-1 model is bound by its
-kernel launches (on an H200 the GPU was busy about 20 % of an eager resnet50 inference), so its
+inference (warm-up, timed, profiled) is a replay of it: an eager batch-1 model is bound by its
+kernel launches (on an H100 the GPU was busy 17 % of an eager resnet50 inference), so its
 layer times say more about Python than about the layers. Layer times then come from the
 replayed kernels' device timestamps (``_KernelTrace``). A model that cannot be captured runs
 eager, and the summary says why (``execution``). Layer info uses

@@ -322,6 +322,7 @@ def test_tensorrt_units_compile_alone_and_a_failing_one_is_recorded(
     assert len(ok) == 11 and (ok["runs"] > 0).all() and (ok["distinct_updates"] >= 3).all()
     assert (ok["median_runtime_ms"] > 0).all() and ok["mean_power_W"].notna().all()
     assert table.loc[table["error"].notna(), "runs"].isna().all()
+    assert (ok["prepare_s"] > 0).all()  # each unit's compile, timed in its own row
 
     units = calls[whole:]  # the failed build never reached the double
     shapes = [(1, 1, 32, 32), (1, 6, 28, 28), (1, 6, 28, 28), (1, 16, 10, 10), (1, 16, 10, 10)]
