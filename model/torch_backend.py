@@ -542,7 +542,6 @@ class _KernelTrace:
     def describe(self) -> dict:
         return {
             "layer_times": "device kernel times (CUPTI through torch.profiler), no hooks",
-            "execution": self.backend.execution,
             "kernels_per_inference": self.per_inference,
             "kernels_before_the_first_layer": self.prologue,
             "kernel_batch": KERNEL_BATCH,
